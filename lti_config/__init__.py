@@ -1,0 +1,1 @@
+"""Tool-side LTI configuration: the tool's own keys, registrations metadata, their CLI."""

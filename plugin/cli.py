@@ -1,0 +1,239 @@
+"""The ``preceptor`` command: database, checks, keys and the development launcher.
+
+Errors an operator can fix (a bad setting, an unreachable database) print one line that
+says what to do and exit with status 2; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from plugin import create_app, get_settings
+from plugin.config import ConfigError
+from plugin.db import get_db
+
+__all__ = ["cli", "main"]
+
+#: Exit status for configuration and connectivity errors (click also uses 2 for usage errors:
+#: both mean "fix how it was started").
+EXIT_CONFIG = 2
+
+
+class OperatorError(click.ClickException):
+    """A problem the operator can fix; printed as one line."""
+
+    exit_code = EXIT_CONFIG
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"preceptor: {self.message}", err=True)
+
+
+def _make_app() -> Flask:
+    return create_app()
+
+
+cli = FlaskGroup(
+    name="preceptor",
+    create_app=_make_app,
+    load_dotenv=False,
+    set_debug_flag=False,
+    help="Preceptor: mentorship programs inside Canvas and Moodle.",
+)
+
+
+def describe_database_error(url: str, exc: Exception) -> str:
+    """One line for a database that could not be used, without its password."""
+    safe = make_url(url).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", exc) or type(exc).__name__).strip().splitlines()[0]
+    return f"database {safe} is unreachable: {reason}"
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (the release step and `make run` call this)."""
+    from plugin.migrate import upgrade
+
+    database = get_db()
+    try:
+        upgrade(database.engine, revision)
+    except OperationalError as exc:
+        raise OperatorError(describe_database_error(database.url, exc)) from None
+    click.echo(f"database at {revision}")
+
+
+@db.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Show the revision the database is at and whether it is the newest."""
+    from plugin.migrate import current_heads, script_heads
+
+    database = get_db()
+    try:
+        with database.engine.connect() as connection:
+            current = current_heads(connection)
+    except OperationalError as exc:
+        raise OperatorError(describe_database_error(database.url, exc)) from None
+    expected = script_heads()
+    state = (
+        "up to date" if current == expected else f"behind (head is {', '.join(sorted(expected))})"
+    )
+    click.echo(f"{', '.join(sorted(current)) or 'empty'}: {state}")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Write a new migration from the models (for developers; review it before committing)."""
+    from alembic import command
+
+    from plugin.migrate import alembic_config
+
+    command.revision(alembic_config(get_db().url), message=message, autogenerate=True)
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+@cli.command("check")
+@with_appcontext
+def check() -> None:
+    """Verify settings, database and Redis; one line and exit 2 on the first problem."""
+    from plugin.jobs import get_redis
+    from plugin.migrate import current_heads, script_heads
+
+    settings = get_settings()
+    database = get_db()
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            at_head = current_heads(connection) == script_heads()
+    except DBAPIError as exc:
+        raise OperatorError(describe_database_error(database.url, exc)) from None
+    if settings.redis_url is None:
+        raise OperatorError(
+            "PRECEPTOR_REDIS_URL is not set: the web app and workers need Redis "
+            "(`make run` starts an embedded one)"
+        )
+    try:
+        get_redis().ping()
+    except RedisError as exc:
+        raise OperatorError(
+            f"Redis at {_safe_redis_url(settings.redis_url)} is unreachable: {exc}"
+        ) from None
+    migrations = (
+        "migrations at head" if at_head else "migrations behind: run `preceptor db upgrade`"
+    )
+    click.echo(f"ok: {database.dialect_name} database reachable ({migrations}); Redis reachable")
+
+
+def _safe_redis_url(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """The tool's signing keys."""
+
+
+@keys.command("dev")
+@with_appcontext
+def keys_dev() -> None:
+    """Create the development key pair if it does not exist, and print its kid."""
+    from lti_config.keys import ensure_dev_keypair
+
+    settings = get_settings()
+    if settings.is_production:
+        raise OperatorError("development keys are not for production")
+    key, created = ensure_dev_keypair(settings.instance_path / "keys", settings.fernet_keys()[0])
+    click.echo(f"{'created' if created else 'kept'} development key {key.kid} at {key.path}")
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+
+@cli.group()
+def secrets() -> None:
+    """Generate values for the secret settings (print only; nothing is stored)."""
+
+
+@secrets.command("new-key")
+def secrets_new_key() -> None:
+    """A value for PRECEPTOR_SECRET_KEY."""
+    import secrets as random_secrets
+
+    click.echo(random_secrets.token_urlsafe(48))
+
+
+@secrets.command("new-fernet-key")
+def secrets_new_fernet_key() -> None:
+    """A value for PRECEPTOR_ENCRYPTION_KEY (put it first to rotate; keep old keys after it)."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())
+
+
+# --- up -----------------------------------------------------------------------------------
+
+
+@cli.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    envvar="PORT",
+    type=int,
+    help="Port to serve on (or set PORT).",
+)
+@with_appcontext
+def up(host: str, port: int) -> None:
+    """Migrate, make dev keys, start Redis if needed, and run web + worker + cron."""
+    from plugin.devserver import DevServerError, run_stack
+
+    try:
+        sys.exit(run_stack(host=host, port=port))
+    except DevServerError as exc:
+        raise OperatorError(str(exc)) from None
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"preceptor: {message}", err=True)
+    sys.exit(EXIT_CONFIG)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="preceptor")
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}")

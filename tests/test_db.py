@@ -1,0 +1,119 @@
+"""The database layer: UTC timestamps, models, and migrations that match the models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.orm import Session
+
+from plugin.db import Base, Database
+from plugin.migrate import current_heads, script_heads, upgrade
+from plugin.models import Course, CourseMembership, Deployment, Platform, User
+
+
+def make_platform(session: Session, issuer: str = "https://canvas.example.edu") -> Platform:
+    platform = Platform(
+        issuer=issuer,
+        client_id="10000000000001",
+        auth_login_url=f"{issuer}/api/lti/authorize_redirect",
+        auth_token_url=f"{issuer}/login/oauth2/token",
+        key_set_url=f"{issuer}/api/lti/security/jwks",
+    )
+    session.add(platform)
+    session.flush()
+    return platform
+
+
+def test_timestamps_come_back_aware_and_in_utc(session: Session) -> None:
+    platform = make_platform(session)
+    local = datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2)))
+    platform.created_at = local
+    session.commit()
+    session.expire_all()
+    stored = session.get(Platform, platform.id)
+    assert stored is not None
+    assert stored.created_at == local
+    assert stored.created_at.tzinfo is not None
+    assert stored.created_at.utcoffset() == timedelta(0)
+
+
+def test_naive_timestamps_are_refused(session: Session) -> None:
+    platform = make_platform(session)
+    platform.updated_at = datetime(2026, 1, 1, 12, 0)  # noqa: DTZ001 - the point of the test
+    with pytest.raises(StatementError, match="naive datetime"):
+        session.flush()
+
+
+def test_tenancy_chain_and_uniqueness(session: Session) -> None:
+    platform = make_platform(session)
+    deployment = Deployment(platform=platform, deployment_id="1:abc")
+    course = Course(deployment=deployment, context_id="ctx-1", title="Clinical Skills I")
+    user = User(platform=platform, sub="user-sub-1")
+    session.add_all([course, user])
+    session.flush()
+    session.add(
+        CourseMembership(
+            course=course,
+            user=user,
+            roles=["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+        )
+    )
+    session.commit()
+    membership = session.scalars(select(CourseMembership)).one()
+    assert membership.roles[0].endswith("#Learner")
+    assert membership.course.deployment.platform.issuer == "https://canvas.example.edu"
+
+    session.add(User(platform=platform, sub="user-sub-1"))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_deleting_a_platform_removes_its_tenants(session: Session) -> None:
+    platform = make_platform(session)
+    course = Course(deployment=Deployment(platform=platform, deployment_id="d"), context_id="c")
+    session.add(course)
+    session.commit()
+    session.delete(platform)
+    session.commit()
+    assert session.scalars(select(Course)).all() == []
+
+
+def test_migrations_match_the_models(database_url: str) -> None:
+    """A model change without its migration fails here, on SQLite and on PostgreSQL."""
+    database = Database(database_url)
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+        assert current_heads(connection) == script_heads()
+    database.dispose()
+    assert differences == []
+
+
+def test_migrations_go_down_and_up_again(fresh_database_url: str) -> None:
+    database = Database(fresh_database_url)
+    upgrade(database.engine)
+    from alembic import command
+
+    from plugin.migrate import alembic_config
+
+    config = alembic_config(fresh_database_url)
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    with database.engine.connect() as connection:
+        assert current_heads(connection) == set()
+    upgrade(database.engine)
+    with database.engine.connect() as connection:
+        assert current_heads(connection) == script_heads()
+    database.dispose()
+
+
+def test_utc_now_is_aware() -> None:
+    from plugin.db import utcnow
+
+    assert utcnow().tzinfo is UTC

@@ -1,0 +1,15 @@
+"""Periodic jobs, declared as data for RQ's cron (run by ``python -m workers.cron``).
+
+Every job here must be safe to run twice at once: a second cron process, or a slow run
+overlapping the next, must not duplicate work.
+"""
+
+from __future__ import annotations
+
+from rq import cron
+
+from plugin.jobs import QueueName
+from workers import jobs
+
+#: Outbox re-drive: how long a job Redis lost can wait before it is queued again.
+cron.register(jobs.redrive_outbox, str(QueueName.DEFAULT), interval=60, job_timeout=120)
