@@ -310,12 +310,14 @@ class RedriveReport:
 _ALIVE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED})
 
 
-def redrive_outbox(session: Session, connection: Redis, *, limit: int = 500) -> RedriveReport:
+def redrive_outbox(
+    session: Session, connection: Redis, *, now: datetime | None = None, limit: int = 500
+) -> RedriveReport:
     """Push again every due pending row whose job Redis no longer holds alive.
 
     Safe to run concurrently and repeatedly: RQ refuses a second job with the row's id.
     """
-    now = utcnow()
+    now = now or utcnow()
     rows = session.scalars(
         select(OutboxJob)
         .where(OutboxJob.state == OutboxState.PENDING)

@@ -10,11 +10,12 @@ CANARY_PERIOD seconds, and the page shows when a worker last ran one.
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from rq import Worker
+from rq.cron_scheduler_registry import get_registry_key as cron_registry_key
 from sqlalchemy import text
 
 from plugin.db import get_db
@@ -107,19 +108,34 @@ def _check_redis() -> dict[str, Any]:
 
 
 def _job_pipeline() -> dict[str, Any]:
+    """Workers and cron seen, and how long ago a worker last ran a job this process queued."""
     connection = get_redis()
     now = time.time()
     slot = int(now // CANARY_PERIOD)
-    enqueue(
-        CANARY_FUNC,
-        now,
-        job_id=job_id_for(CANARY_FUNC, slot),
-        queue=QueueName.HIGH,
-        retry_intervals=(),
-        timeout=30,
-    )
-    last = connection.get(CANARY_KEY)
+    try:
+        enqueue(
+            CANARY_FUNC,
+            now,
+            job_id=job_id_for(CANARY_FUNC, slot),
+            queue=QueueName.HIGH,
+            retry_intervals=(),
+            timeout=30,
+        )
+        last = cast(bytes | None, connection.get(CANARY_KEY))
+        heartbeats = cast(
+            list[tuple[bytes, float]],
+            connection.zrange(cron_registry_key(), 0, -1, withscores=True),
+        )
+        workers = Worker.count(connection=connection)
+    except Exception as exc:  # noqa: BLE001 - informational; Redis itself was checked above
+        return _failure(exc)
+    latest_cron = max((score for _name, score in heartbeats), default=None)
     return {
-        "workers": Worker.count(connection=connection),
-        "last_job_seconds_ago": round(now - float(last), 1) if last is not None else None,
+        "workers": workers,
+        "last_job_seconds_ago": _age(now, last),
+        "cron_heartbeat_seconds_ago": _age(now, latest_cron),
     }
+
+
+def _age(now: float, then: bytes | float | None) -> float | None:
+    return round(now - float(then), 1) if then is not None else None
