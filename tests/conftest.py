@@ -273,3 +273,78 @@ def smtp_server() -> Iterator[CapturedMail]:
     controller.start()
     yield captured
     controller.stop()
+
+
+# --- browser ------------------------------------------------------------------------------
+
+#: Flags for headless Chromium on a machine with no network beyond loopback.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium; CI installs it, elsewhere the browser tests skip without it."""
+    import shutil
+
+    path = os.environ.get("PRECEPTOR_TEST_CHROMIUM") or shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
+        pytest.skip("browser tests need Debian's chromium: apt-get install chromium")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    """A headless Chromium driven by Playwright (never a browser Playwright downloads)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@dataclass
+class LiveServer:
+    """The app served over real HTTP on loopback, from a thread."""
+
+    app: Flask
+    port: int
+
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+
+@pytest.fixture
+def live_server(
+    fresh_database_url: str, redis_url: str, redis_conn: Redis, tmp_path: Path
+) -> Iterator[LiveServer]:
+    """A real HTTP server on its own migrated database (requests come from other threads)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    application = create_app(
+        app_settings(
+            database_url=fresh_database_url,
+            redis_url=redis_url,
+            instance_path=tmp_path / "instance",
+        )
+    )
+    upgrade(get_db(application).engine)
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield LiveServer(app=application, port=server.server_port)
+    server.shutdown()
+    thread.join(timeout=10)
+    get_db(application).dispose()
