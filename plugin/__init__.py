@@ -22,6 +22,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from plugin import ops, web
+    from plugin.crypto import Encryptor
     from plugin.db import Database
     from plugin.logs import configure_logging
 
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         connect_timeout=settings.db_connect_timeout,
     ).init_app(app)
 
+    Encryptor(settings.fernet_keys()).init_app(app)
     web.init_app(app)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(web.blueprint)

@@ -164,6 +164,25 @@ def app(database_url: str, redis_url: str, redis_conn: Redis, tmp_path: Path) ->
 
 
 @pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build extra apps with chosen settings; their pools are closed after the test."""
+    built: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        overrides.setdefault("instance_path", tmp_path / f"instance-{len(built)}")
+        application = create_app(app_settings(**overrides))
+        built.append(application)
+        return application
+
+    yield build
+    for application in built:
+        get_db(application).dispose()
+        redis = application.extensions.get("preceptor.redis")
+        if redis is not None:
+            redis.close()
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 

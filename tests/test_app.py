@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
-from plugin import create_app
-from tests.conftest import app_settings
 
 
 def test_factory_builds_a_testing_app(app: Flask) -> None:
@@ -62,13 +60,11 @@ def test_security_headers_allow_the_lms_frame_but_nothing_else(client: FlaskClie
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_frame_ancestors_is_configurable(database_url: str, redis_url: str) -> None:
-    app = create_app(
-        app_settings(
-            database_url=database_url,
-            redis_url=redis_url,
-            frame_ancestors="https://canvas.example.edu",
-        )
+def test_frame_ancestors_is_configurable(
+    make_app: Callable[..., Flask], database_url: str, redis_url: str
+) -> None:
+    app = make_app(
+        database_url=database_url, redis_url=redis_url, frame_ancestors="https://canvas.example.edu"
     )
     response = app.test_client().get("/healthz")
     assert (

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
-
-from plugin import create_app
-from tests.conftest import app_settings
 
 
 def test_healthz_answers_without_touching_anything(client: FlaskClient) -> None:
@@ -42,11 +39,9 @@ def test_readyz_queues_at_most_one_canary_per_period(
 
 
 def test_readyz_refuses_traffic_before_migrations(
-    fresh_database_url: str, redis_url: str, tmp_path: Path
+    fresh_database_url: str, redis_url: str, make_app: Callable[..., Flask]
 ) -> None:
-    app = create_app(
-        app_settings(database_url=fresh_database_url, redis_url=redis_url, instance_path=tmp_path)
-    )
+    app = make_app(database_url=fresh_database_url, redis_url=redis_url)
     response = app.test_client().get("/readyz")
     body = response.get_json()
     assert response.status_code == 503
@@ -57,15 +52,9 @@ def test_readyz_refuses_traffic_before_migrations(
 
 
 def test_readyz_reports_an_unreachable_redis_without_leaking_its_address(
-    database_url: str, tmp_path: Path
+    database_url: str, make_app: Callable[..., Flask]
 ) -> None:
-    app = create_app(
-        app_settings(
-            database_url=database_url,
-            instance_path=tmp_path,
-            redis_url="redis://:hunter2@127.0.0.1:1/0",
-        )
-    )
+    app = make_app(database_url=database_url, redis_url="redis://:hunter2@127.0.0.1:1/0")
     response = app.test_client().get("/readyz")
     body = response.get_json()
     assert response.status_code == 503
@@ -74,14 +63,13 @@ def test_readyz_reports_an_unreachable_redis_without_leaking_its_address(
     assert "jobs" not in body
 
 
-def test_readyz_reports_an_unreachable_database(redis_url: str, tmp_path: Path) -> None:
-    app = create_app(
-        app_settings(
-            database_url="postgresql://nobody@127.0.0.1:1/none",
-            redis_url=redis_url,
-            instance_path=tmp_path,
-            db_connect_timeout=1,
-        )
+def test_readyz_reports_an_unreachable_database(
+    redis_url: str, make_app: Callable[..., Flask]
+) -> None:
+    app = make_app(
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        redis_url=redis_url,
+        db_connect_timeout=1,
     )
     body = app.test_client().get("/readyz").get_json()
     assert body["checks"]["database"] == {"ok": False, "error": "OperationalError"}
