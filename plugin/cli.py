@@ -70,14 +70,20 @@ def db() -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Apply migrations (the release step and `make run` call this)."""
-    from plugin.migrate import upgrade
+    from plugin.migrate import current_heads, upgrade
 
     database = get_db()
     try:
+        with database.engine.connect() as connection:
+            before = current_heads(connection)
         upgrade(database.engine, revision)
+        with database.engine.connect() as connection:
+            after = current_heads(connection)
     except OperationalError as exc:
         raise OperatorError(describe_database_error(database.url, exc)) from None
-    click.echo(f"database at {revision}")
+    was = ", ".join(sorted(before)) or "empty"
+    now = ", ".join(sorted(after)) or "empty"
+    click.echo(f"database at {now}" + (f" (was {was})" if before != after else " (no change)"))
 
 
 @db.command("current")

@@ -131,6 +131,9 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "console"] = "js
                 "gunicorn.error": {"handlers": [], "propagate": True},
                 "gunicorn.access": {"handlers": [], "propagate": True},
                 "sqlalchemy.engine": {"level": "WARNING"},
+                # Alembic narrates every context it opens (each readiness check);
+                # `preceptor db upgrade` reports what it applied itself.
+                "alembic.runtime.migration": {"level": "WARNING"},
             },
         }
     )

@@ -71,8 +71,15 @@ def start(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = Path(env["PRECEPTOR_INSTANCE_PATH"]) / f"process-{time.monotonic_ns()}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
+        # Own process group: `rq worker --with-scheduler` forks a scheduler child, and a
+        # machine that dies takes both.
         process = subprocess.Popen(
-            ["bash", "-c", command], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            ["bash", "-c", command],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     process.log = log  # type: ignore[attr-defined]
     return process
@@ -141,7 +148,7 @@ def test_worker_killed_mid_job_loses_nothing_and_duplicates_nothing(
     try:
         wait_for(lambda: redis_conn.exists("test:started:killed"), 60, "the job to start")
     finally:
-        worker.send_signal(signal.SIGKILL)  # no warm shutdown: the machine died
+        os.killpg(worker.pid, signal.SIGKILL)  # no warm shutdown: the machine died
         worker.wait(timeout=10)
     assert runs(redis_conn, "killed") == 0
     assert [row.state for row in outbox_rows(live_app)] == [OutboxState.PENDING]
