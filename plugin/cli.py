@@ -243,3 +243,131 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="preceptor")
     except ConfigError as exc:
         _fail(f"configuration error: {exc}")
+
+
+# --- platform -----------------------------------------------------------------------------
+
+
+@cli.group()
+def platform() -> None:
+    """LMS registrations (Canvas, Moodle): add, list, show, remove."""
+
+
+@platform.command("add")
+@click.option("--issuer", required=True, help="The platform's issuer (iss), exactly.")
+@click.option("--client-id", required=True, help="The client id the platform gave the tool.")
+@click.option("--auth-url", required=True, help="OIDC authorization endpoint.")
+@click.option("--token-url", required=True, help="OAuth 2 token endpoint (for services).")
+@click.option("--keyset-url", required=True, help="The platform's JWKS URL.")
+@click.option(
+    "--deployment",
+    "deployments",
+    multiple=True,
+    required=True,
+    help="A deployment id; repeat for several.",
+)
+@click.option("--name", default="", help="A label for admins, e.g. 'Canvas production'.")
+@with_appcontext
+def platform_add(
+    issuer: str,
+    client_id: str,
+    auth_url: str,
+    token_url: str,
+    keyset_url: str,
+    deployments: tuple[str, ...],
+    name: str,
+) -> None:
+    """Register a platform and its deployments."""
+    from plugin.lti.errors import RegistrationError
+    from plugin.lti.registrations import PlatformInput, add_platform
+
+    data = PlatformInput(
+        issuer=issuer,
+        client_id=client_id,
+        auth_login_url=auth_url,
+        auth_token_url=token_url,
+        key_set_url=keyset_url,
+        deployment_ids=deployments,
+        name=name,
+    )
+    try:
+        with get_db().session_scope() as session:
+            registered = add_platform(
+                session, data, allow_http_loopback=not get_settings().is_production
+            )
+            number = registered.id
+    except RegistrationError as exc:
+        raise OperatorError(str(exc)) from None
+    click.echo(
+        f"registered platform {number}: {issuer} (client id {client_id}, "
+        f"{len(deployments)} deployment{'s' if len(deployments) != 1 else ''})"
+    )
+
+
+@platform.command("list")
+@with_appcontext
+def platform_list() -> None:
+    """Every registration."""
+    from plugin.lti.registrations import list_platforms
+
+    with get_db().session_scope() as session:
+        platforms = list_platforms(session)
+        if not platforms:
+            click.echo("no platforms registered; add one with `preceptor platform add`")
+            return
+        for item in platforms:
+            label = f" ({item.name})" if item.name else ""
+            click.echo(
+                f"{item.id}\t{item.issuer}\tclient id {item.client_id}\t"
+                f"{len(item.deployments)} deployment(s){label}"
+            )
+
+
+@platform.command("show")
+@click.argument("ref")
+@with_appcontext
+def platform_show(ref: str) -> None:
+    """One registration, by number or issuer."""
+    from plugin.lti.errors import RegistrationError
+    from plugin.lti.registrations import find_platform
+
+    with get_db().session_scope() as session:
+        try:
+            item = find_platform(session, ref)
+        except RegistrationError as exc:
+            raise OperatorError(str(exc)) from None
+        rows = [
+            ("platform", str(item.id)),
+            ("name", item.name),
+            ("issuer", item.issuer),
+            ("client id", item.client_id),
+            ("auth login URL", item.auth_login_url),
+            ("auth token URL", item.auth_token_url),
+            ("keyset URL", item.key_set_url),
+            ("deployments", ", ".join(d.deployment_id for d in item.deployments)),
+            ("registered", item.created_at.isoformat(timespec="seconds")),
+        ]
+        for label, value in rows:
+            click.echo(f"{label:>15}: {value}")
+
+
+@platform.command("remove")
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def platform_remove(ref: str, yes: bool) -> None:
+    """Delete a registration with its deployments, courses and everything in them."""
+    from plugin.lti.errors import RegistrationError
+    from plugin.lti.registrations import find_platform, remove_platform
+
+    with get_db().session_scope() as session:
+        try:
+            item = find_platform(session, ref)
+        except RegistrationError as exc:
+            raise OperatorError(str(exc)) from None
+        if not yes:
+            click.confirm(
+                f"Remove platform {item.id} ({item.issuer}) and all its courses' data?", abort=True
+            )
+        remove_platform(session, item)
+    click.echo(f"removed platform {ref}")
