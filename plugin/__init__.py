@@ -25,6 +25,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from plugin.crypto import Encryptor
     from plugin.db import Database
     from plugin.logs import configure_logging
+    from plugin.lti import views as lti_views
 
     settings = config if isinstance(config, Settings) else load_settings(config)
     configure_logging(settings.log_level, settings.resolved_log_format)
@@ -57,6 +58,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     web.init_app(app)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(web.blueprint)
+    app.register_blueprint(lti_views.blueprint)
     return app
 
 

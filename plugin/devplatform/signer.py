@@ -1,0 +1,100 @@
+"""The development platform's identity: its key pair and the id_tokens it signs.
+
+Used by the /dev/platform pages (development only) and by the test suite, which drives
+full launches through the real endpoints with tokens signed here.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from lti_config.keys import generate_private_key, public_jwk
+
+__all__ = ["DevPlatform"]
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+
+
+@dataclass
+class DevPlatform:
+    """An LTI platform that signs launches for one tool registration."""
+
+    issuer: str
+    client_id: str = "preceptor-dev-client"
+    deployment_id: str = "dev-deployment-1"
+    private_key: rsa.RSAPrivateKey = field(default_factory=generate_private_key)
+
+    @property
+    def kid(self) -> str:
+        return str(public_jwk(self.private_key.public_key())["kid"])
+
+    def jwks(self) -> dict[str, Any]:
+        """The platform's keyset, as its keyset URL serves it."""
+        return {"keys": [public_jwk(self.private_key.public_key())]}
+
+    def private_pem(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def resource_link_claims(
+        self,
+        *,
+        nonce: str,
+        target_link_uri: str,
+        sub: str = "user-1",
+        roles: list[str] | None = None,
+        context_id: str | None = "course-1",
+        context_title: str = "Clinical Skills I",
+        resource_link_id: str = "link-1",
+        person: dict[str, str] | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """The claims of a resource link launch, as Canvas or Moodle would send them."""
+        issued = int(now if now is not None else time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "sub": sub,
+            "iat": issued,
+            "exp": issued + 60,
+            "nonce": nonce,
+            f"{CLAIM}deployment_id": self.deployment_id,
+            f"{CLAIM}message_type": "LtiResourceLinkRequest",
+            f"{CLAIM}version": "1.3.0",
+            f"{CLAIM}target_link_uri": target_link_uri,
+            f"{CLAIM}resource_link": {"id": resource_link_id, "title": "Mentorship"},
+            f"{CLAIM}roles": roles if roles is not None else [f"{MEMBERSHIP}Learner"],
+        }
+        if context_id is not None:
+            claims[f"{CLAIM}context"] = {"id": context_id, "title": context_title, "label": "CS1"}
+        if person:
+            claims.update(person)
+        return claims
+
+    def sign(
+        self,
+        claims: dict[str, Any],
+        *,
+        headers: dict[str, Any] | None = None,
+        algorithm: str = "RS256",
+        key: Any = None,
+    ) -> str:
+        """An id_token: the claims signed with this platform's key (or ``key``)."""
+        header = {"kid": self.kid, **(headers or {})}
+        signing_key = key if key is not None else self.private_key
+        return jwt.encode(claims, signing_key, algorithm=algorithm, headers=header)
+
+    @staticmethod
+    def new_nonce() -> str:
+        return uuid.uuid4().hex

@@ -1,0 +1,220 @@
+"""LTI endpoints: OIDC login, launch, and the course page a launch lands on."""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import urlencode
+
+import requests
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from plugin import get_settings
+from plugin.db import request_session
+from plugin.jobs import get_redis
+from plugin.logs import get_logger
+from plugin.lti.errors import LaunchRefused
+from plugin.lti.launch import LaunchInput, PreceptorLaunch
+from plugin.lti.platform_keys import PlatformKeys
+from plugin.lti.provisioning import record_launch
+from plugin.lti.roles import CourseRole
+from plugin.lti.session import current_identity, issue_launch_token, launch_required
+from plugin.lti.state import STATE_TTL, LoginStateStore
+from plugin.lti.tool_conf import DatabaseToolConf
+from plugin.models import Course, Platform
+
+__all__ = ["blueprint"]
+
+log = get_logger(__name__)
+blueprint = Blueprint("lti", __name__)
+
+HTTP_KEY: Final = "preceptor.lti.http"
+
+
+def _http() -> requests.Session:
+    # One pooled HTTP session per app for keyset fetches.
+    session: requests.Session | None = current_app.extensions.get(HTTP_KEY)
+    if session is None:
+        session = current_app.extensions[HTTP_KEY] = requests.Session()
+        session.headers["User-Agent"] = "Preceptor LTI tool"
+    return session
+
+
+def launch_url() -> str:
+    """The one address platforms launch us at (PRECEPTOR_BASE_URL when set)."""
+    base = get_settings().base_url
+    return f"{base}/lti/launch" if base else url_for("lti.launch", _external=True)
+
+
+def _state_cookie(state: str) -> str:
+    return f"lti_{state[:16]}"
+
+
+def _refusal(exc: LaunchRefused) -> tuple[str, int]:
+    log.warning("lti.launch_refused", reason=exc.code, status=exc.status)
+    return render_template(
+        "error.html",
+        status=exc.status,
+        title="This launch could not be completed",
+        advice=f"{exc} {exc.advice}",
+        code=exc.code,
+        request_id=g.get("request_id", ""),
+    ), exc.status
+
+
+@blueprint.route("/lti/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """OIDC third-party-initiated login: check the request, issue state, go to the platform."""
+    params = request.values
+    iss = params.get("iss", "")
+    login_hint = params.get("login_hint", "")
+    target = params.get("target_link_uri", "")
+    client_id = params.get("client_id", "")
+    session = request_session()
+    try:
+        if not iss or not login_hint or not target:
+            raise LaunchRefused(
+                "login_incomplete",
+                "the login request lacks iss, login_hint or target_link_uri",
+                status=400,
+            )
+        query = select(Platform).where(Platform.issuer == iss)
+        if client_id:
+            query = query.where(Platform.client_id == client_id)
+        platforms = list(session.scalars(query.limit(2)))
+        if not platforms:
+            raise LaunchRefused(
+                "iss_unknown",
+                "this platform is not registered with Preceptor",
+                status=403,
+                advice="Ask your administrator to install Preceptor.",
+            )
+        if len(platforms) > 1:
+            raise LaunchRefused(
+                "client_id_missing",
+                "several registrations share this issuer and "
+                "the login did not say which (client_id)",
+                status=400,
+            )
+        platform = platforms[0]
+        if target.split("?", 1)[0] != launch_url():
+            raise LaunchRefused(
+                "target_link_uri_foreign", "the login is for another tool's address", status=400
+            )
+    except LaunchRefused as exc:
+        return _refusal(exc)
+
+    login_state = LoginStateStore(get_redis()).issue(
+        iss=platform.issuer,
+        client_id=platform.client_id,
+        target_link_uri=target,
+        storage_target=params.get("lti_storage_target", ""),
+    )
+    auth = {
+        "scope": "openid",
+        "response_type": "id_token",
+        "response_mode": "form_post",
+        "prompt": "none",
+        "client_id": platform.client_id,
+        "redirect_uri": launch_url(),
+        "state": login_state.state,
+        "nonce": login_state.nonce,
+        "login_hint": login_hint,
+    }
+    if params.get("lti_message_hint"):
+        auth["lti_message_hint"] = params["lti_message_hint"]
+    separator = "&" if "?" in platform.auth_login_url else "?"
+    response = redirect(f"{platform.auth_login_url}{separator}{urlencode(auth)}", code=302)
+    # Third-party context: SameSite=None needs Secure; Partitioned (CHIPS) keeps it working
+    # where third-party cookies are otherwise blocked.
+    response.set_cookie(
+        _state_cookie(login_state.state),
+        login_state.browser_secret,
+        max_age=STATE_TTL,
+        path="/lti/",
+        secure=True,
+        httponly=True,
+        samesite="None",
+        partitioned=True,
+    )
+    return response
+
+
+@blueprint.post("/lti/launch")
+def launch() -> ResponseReturnValue:
+    """The platform posts the id_token here; on success the person lands in their course."""
+    state = request.form.get("state", "")
+    data = LaunchInput(
+        id_token=request.form.get("id_token", ""),
+        state=state,
+        browser_secret=request.cookies.get(_state_cookie(state), "") if state else "",
+    )
+    session = request_session()
+    message = PreceptorLaunch(
+        data,
+        DatabaseToolConf(session),
+        keys=PlatformKeys(get_redis(), _http()),
+        states=LoginStateStore(get_redis()),
+        launch_urls=frozenset({launch_url()}),
+    )
+    try:
+        validated = message.result()
+    except LaunchRefused as exc:
+        return _refusal(exc)
+    identity = record_launch(session, validated)
+    session.commit()
+    log.info(
+        "lti.launch",
+        user_id=identity.user_id,
+        course_id=identity.course_id,
+        message_type=validated.message_type,
+    )
+    token = issue_launch_token(identity)
+    if identity.course_id is None:
+        body = render_template("launch_no_course.html")
+    else:
+        body = render_template(
+            "launch_landing.html",
+            token=token,
+            home=url_for("lti.course_home", course_id=identity.course_id),
+        )
+    response = Response(body)
+    response.delete_cookie(
+        _state_cookie(state),
+        path="/lti/",
+        secure=True,
+        httponly=True,
+        samesite="None",
+        partitioned=True,
+    )
+    return response
+
+
+@blueprint.get("/courses/<int:course_id>/")
+@launch_required
+def course_home(course_id: int) -> ResponseReturnValue:
+    """The course's Preceptor home (programs arrive with the programs issue)."""
+    course = request_session().get(Course, course_id)
+    if course is None:
+        abort(404)
+    identity = current_identity()
+    labels = {
+        CourseRole.INSTRUCTOR: "instructor",
+        CourseRole.TEACHING_ASSISTANT: "teaching assistant",
+        CourseRole.CONTENT_DEVELOPER: "course designer",
+        CourseRole.LEARNER: "learner",
+        CourseRole.ADMINISTRATOR: "administrator",
+    }
+    roles = sorted(labels[r] for r in identity.roles)
+    return render_template("course_home.html", course=course, roles=roles)
