@@ -184,6 +184,48 @@ def keys_dev() -> None:
     click.echo(f"{'created' if created else 'kept'} development key {key.kid} at {key.path}")
 
 
+@keys.command("rotate")
+@click.option(
+    "--overlap-hours",
+    default=72,
+    show_default=True,
+    type=click.IntRange(1, 24 * 30),
+    help="How long the old key stays published beside the new one.",
+)
+@with_appcontext
+def keys_rotate(overlap_hours: int) -> None:
+    """Start signing with a new key; the old one stays in the JWKS for the overlap."""
+    from datetime import timedelta
+
+    from plugin.lti.tool_keys import rotate_signing_key
+
+    with get_db().session_scope() as session:
+        row = rotate_signing_key(session, timedelta(hours=overlap_hours))
+        kid = row.kid
+    click.echo(f"now signing with {kid}; previous keys stay published for {overlap_hours} h")
+
+
+@keys.command("list")
+@with_appcontext
+def keys_list() -> None:
+    """The tool's keys: which signs, which are being retired."""
+    from sqlalchemy import select
+
+    from plugin.models import ToolKey
+
+    with get_db().session_scope() as session:
+        rows = list(session.scalars(select(ToolKey).order_by(ToolKey.id.desc())))
+        if not rows:
+            click.echo("no keys yet; one is made on first use (or run `preceptor keys rotate`)")
+        for index, row in enumerate(rows):
+            if row.retire_at is None:
+                status = "signing" if index == 0 else "published"
+            else:
+                status = f"published until {row.retire_at.isoformat(timespec='minutes')}"
+            created = row.created_at.isoformat(timespec="minutes")
+            click.echo(f"{row.kid}\t{status}\tcreated {created}")
+
+
 # --- secrets ------------------------------------------------------------------------------
 
 

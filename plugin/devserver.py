@@ -83,7 +83,8 @@ def _announce_when_ready(url: str, stop: threading.Event) -> None:
 
 def run_stack(host: str, port: int) -> int:
     """Run web, worker and cron until interrupted; returns honcho's exit status."""
-    from lti_config.keys import ensure_dev_keypair
+    from lti_config.keys import ensure_dev_keypair, load_private_key
+    from plugin.lti.tool_keys import import_private_key, signing_key
     from plugin.migrate import upgrade
 
     settings = get_settings()
@@ -101,6 +102,9 @@ def run_stack(host: str, port: int) -> int:
     instance.mkdir(parents=True, exist_ok=True)
     upgrade(get_db().engine)
     key, created = ensure_dev_keypair(instance / "keys", settings.fernet_keys()[0])
+    with get_db().session_scope() as session:
+        if signing_key(session) is None:  # the development key signs until rotated
+            import_private_key(session, load_private_key(key.path, settings.fernet_keys()[0]))
     print(f"database migrated; development key {key.kid} {'created' if created else 'ready'}")
 
     env = dict(os.environ)

@@ -6,7 +6,7 @@ from plugin.db import get_db
 from plugin.jobs import get_redis
 from plugin.jobs import redrive_outbox as redrive_outbox_rows
 
-__all__ = ["redrive_outbox"]
+__all__ = ["drop_retired_tool_keys", "redrive_outbox"]
 
 
 def redrive_outbox() -> dict[str, int]:
@@ -19,3 +19,11 @@ def redrive_outbox() -> dict[str, int]:
         "completed": report.completed,
         "dead": report.dead,
     }
+
+
+def drop_retired_tool_keys() -> int:
+    """Cron: delete tool keys whose publication overlap has ended."""
+    from plugin.lti.tool_keys import drop_retired_keys
+
+    with get_db().session_scope() as session:
+        return drop_retired_keys(session)

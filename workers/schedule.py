@@ -13,3 +13,5 @@ from workers import jobs
 
 #: Outbox re-drive: how long a job Redis lost can wait before it is queued again.
 cron.register(jobs.redrive_outbox, str(QueueName.DEFAULT), interval=60, job_timeout=120)
+#: Rotated-out tool keys leave the JWKS (and the database) once their overlap ends.
+cron.register(jobs.drop_retired_tool_keys, str(QueueName.LOW), interval=3600, job_timeout=60)

@@ -12,6 +12,7 @@ from flask import (
     abort,
     current_app,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -71,6 +72,16 @@ def _refusal(exc: LaunchRefused) -> tuple[str, int]:
         code=exc.code,
         request_id=g.get("request_id", ""),
     ), exc.status
+
+
+@blueprint.get("/.well-known/jwks.json")
+def jwks() -> ResponseReturnValue:
+    """The tool's public keys: a plain {"keys": [...]}, cacheable for a few minutes."""
+    from plugin.lti.tool_keys import published_jwks
+
+    response = jsonify(published_jwks(request_session()))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 @blueprint.route("/lti/login", methods=["GET", "POST"])

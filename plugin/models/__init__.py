@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from plugin.models.keys import ToolKey
 from plugin.models.outbox import OutboxJob, OutboxState
 from plugin.models.people import CourseMembership, MembershipSource, User
 from plugin.models.tenancy import Course, Deployment, Platform
@@ -14,5 +15,6 @@ __all__ = [
     "OutboxJob",
     "OutboxState",
     "Platform",
+    "ToolKey",
     "User",
 ]
