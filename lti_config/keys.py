@@ -90,9 +90,11 @@ def load_private_key(path: Path, secret: str) -> rsa.RSAPrivateKey:
     return key
 
 
-def ensure_dev_keypair(directory: Path, secret: str) -> tuple[ToolKey, bool]:
+def ensure_dev_keypair(
+    directory: Path, secret: str, filename: str = DEV_KEY_FILENAME
+) -> tuple[ToolKey, bool]:
     """The development key pair in ``directory``, generated if absent. Returns (key, created)."""
-    path = directory / DEV_KEY_FILENAME
+    path = directory / filename
     if path.exists():
         key = load_private_key(path, secret)
         return ToolKey(path=path, kid=thumbprint(key.public_key())), False

@@ -59,6 +59,10 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(web.blueprint)
     app.register_blueprint(lti_views.blueprint)
+    if settings.dev_platform_enabled:
+        from plugin.devplatform import views as devplatform_views
+
+        app.register_blueprint(devplatform_views.blueprint)
     return app
 
 

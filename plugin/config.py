@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     frame_ancestors: str = "*"
     #: How many reverse proxies in front set X-Forwarded-*; 0 trusts none.
     trusted_proxies: int = Field(default=0, ge=0, le=5)
+    #: Serve the built-in development LMS at /dev/platform (default: in development only).
+    dev_platform: bool | None = None
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_connect_timeout: int = Field(default=5, ge=1, le=120)
 
@@ -125,6 +127,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env is Environment.PRODUCTION
+
+    @property
+    def dev_platform_enabled(self) -> bool:
+        if self.dev_platform is None:
+            return self.env is Environment.DEVELOPMENT
+        return self.dev_platform
 
     @property
     def resolved_log_format(self) -> Literal["json", "console"]:
@@ -207,6 +215,11 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
             raise ConfigError(
                 f"{env_name(name)} is required when PRECEPTOR_ENV=production: "
                 f"set it to {REQUIRED_IN_PRODUCTION[name]}"
+            )
+        if settings.dev_platform:
+            raise ConfigError(
+                f"{env_name('dev_platform')} cannot be on in production: it signs launches "
+                "with a key anyone with the code can read"
             )
         assert settings.secret_key is not None
         if len(settings.secret_key.get_secret_value()) < MIN_SECRET_KEY_LENGTH:

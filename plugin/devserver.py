@@ -63,8 +63,11 @@ def _announce_when_ready(url: str, stop: threading.Event) -> None:
         try:
             with urllib.request.urlopen(f"{url}readyz", timeout=2) as response:  # noqa: S310
                 if response.status == 200:
+                    lms = url.replace("127.0.0.1", "localhost")
                     print(
-                        f"\n  Preceptor is running: open {url}\n  (status: {url}readyz; "
+                        f"\n  Preceptor is running: open {url}"
+                        f"\n  Development LMS: {lms}dev/platform"
+                        f"\n  (status: {url}readyz; "
                         "Ctrl-C stops everything)\n",
                         flush=True,
                     )
@@ -120,6 +123,9 @@ def run_stack(host: str, port: int) -> int:
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         PYTHONUNBUFFERED="1",
     )
+    # Two web workers: the development LMS and the tool share this server, and a launch
+    # may fetch the LMS's keyset from it.
+    env.setdefault("WEB_CONCURRENCY", "2")
     procfile = find_procfile()
     process = subprocess.Popen(  # noqa: S603 - fixed argv, our own Procfile
         [

@@ -51,7 +51,9 @@ ERROR_TEXT: dict[int, tuple[str, str]] = {
 @blueprint.get("/")
 def index() -> str:
     """The landing page: what this is and where people normally start."""
-    return render_template("index.html")
+    from plugin import get_settings
+
+    return render_template("index.html", dev_platform=get_settings().dev_platform_enabled)
 
 
 def init_app(app: Flask) -> None:

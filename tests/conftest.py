@@ -344,8 +344,18 @@ class LiveServer:
 
 
 @pytest.fixture
+def live_server_settings() -> dict[str, Any]:
+    """Extra settings for ``live_server``; override this fixture in a test module."""
+    return {}
+
+
+@pytest.fixture
 def live_server(
-    fresh_database_url: str, redis_url: str, redis_conn: Redis, tmp_path: Path
+    fresh_database_url: str,
+    redis_url: str,
+    redis_conn: Redis,
+    tmp_path: Path,
+    live_server_settings: dict[str, Any],
 ) -> Iterator[LiveServer]:
     """A real HTTP server on its own migrated database (requests come from other threads)."""
     import threading
@@ -357,6 +367,7 @@ def live_server(
             database_url=fresh_database_url,
             redis_url=redis_url,
             instance_path=tmp_path / "instance",
+            **live_server_settings,
         )
     )
     upgrade(get_db(application).engine)

@@ -77,6 +77,10 @@ class PlatformKeys:
         self._redis.set(self._cache_key(url), json.dumps(keyset), ex=KEYSET_TTL)
         return cast(dict[str, Any], keyset)
 
+    def prime(self, url: str, keyset: dict[str, Any]) -> None:
+        """Put a keyset in the cache without fetching it (the development platform's own)."""
+        self._redis.set(self._cache_key(url), json.dumps(keyset), ex=KEYSET_TTL)
+
     def _cached(self, url: str) -> dict[str, Any] | None:
         raw = cast(bytes | None, self._redis.get(self._cache_key(url)))
         return cast(dict[str, Any], json.loads(raw)) if raw is not None else None

@@ -33,6 +33,9 @@ class LoginState:
     browser_secret: str
     #: The platform's storage frame name when it offers LTI platform storage, else "".
     storage_target: str = ""
+    #: The login's hints, to start the same launch again in a new window if needed.
+    login_hint: str = ""
+    lti_message_hint: str = ""
 
 
 class LoginStateStore:
@@ -42,7 +45,14 @@ class LoginStateStore:
         self._redis = redis
 
     def issue(
-        self, *, iss: str, client_id: str, target_link_uri: str, storage_target: str = ""
+        self,
+        *,
+        iss: str,
+        client_id: str,
+        target_link_uri: str,
+        storage_target: str = "",
+        login_hint: str = "",
+        lti_message_hint: str = "",
     ) -> LoginState:
         login = LoginState(
             state=secrets.token_urlsafe(32),
@@ -52,6 +62,8 @@ class LoginStateStore:
             target_link_uri=target_link_uri,
             browser_secret=secrets.token_urlsafe(32),
             storage_target=storage_target,
+            login_hint=login_hint,
+            lti_message_hint=lti_message_hint,
         )
         self._redis.set(f"{_PREFIX}:state:{login.state}", json.dumps(asdict(login)), ex=STATE_TTL)
         return login

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from flask import (
@@ -20,6 +20,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
 
 from plugin import get_settings
 from plugin.db import request_session
@@ -31,7 +32,7 @@ from plugin.lti.platform_keys import PlatformKeys
 from plugin.lti.provisioning import record_launch
 from plugin.lti.roles import CourseRole
 from plugin.lti.session import current_identity, issue_launch_token, launch_required
-from plugin.lti.state import STATE_TTL, LoginStateStore
+from plugin.lti.state import STATE_TTL, LoginState, LoginStateStore
 from plugin.lti.tool_conf import DatabaseToolConf
 from plugin.models import Course, Platform
 
@@ -126,11 +127,14 @@ def login() -> ResponseReturnValue:
     except LaunchRefused as exc:
         return _refusal(exc)
 
+    storage_target = params.get("lti_storage_target", "")
     login_state = LoginStateStore(get_redis()).issue(
         iss=platform.issuer,
         client_id=platform.client_id,
         target_link_uri=target,
-        storage_target=params.get("lti_storage_target", ""),
+        storage_target=storage_target,
+        login_hint=login_hint,
+        lti_message_hint=params.get("lti_message_hint", ""),
     )
     auth = {
         "scope": "openid",
@@ -143,10 +147,26 @@ def login() -> ResponseReturnValue:
         "nonce": login_state.nonce,
         "login_hint": login_hint,
     }
-    if params.get("lti_message_hint"):
-        auth["lti_message_hint"] = params["lti_message_hint"]
+    if login_state.lti_message_hint:
+        auth["lti_message_hint"] = login_state.lti_message_hint
     separator = "&" if "?" in platform.auth_login_url else "?"
-    response = redirect(f"{platform.auth_login_url}{separator}{urlencode(auth)}", code=302)
+    auth_url = f"{platform.auth_login_url}{separator}{urlencode(auth)}"
+    response: BaseResponse
+    if storage_target:
+        # LTI platform storage: keep the browser secret in the platform's frame (works where
+        # cookies in iframes do not), then continue to the platform.
+        response = Response(
+            render_template(
+                "lti_storage_put.html",
+                target=storage_target,
+                origin=_origin(platform.auth_login_url),
+                key=_storage_key(login_state.state),
+                value=login_state.browser_secret,
+                next=auth_url,
+            )
+        )
+    else:
+        response = redirect(auth_url, code=302)
     # Third-party context: SameSite=None needs Secure; Partitioned (CHIPS) keeps it working
     # where third-party cookies are otherwise blocked.
     response.set_cookie(
@@ -162,26 +182,56 @@ def login() -> ResponseReturnValue:
     return response
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _storage_key(state: str) -> str:
+    return f"preceptor_{state[:16]}"
+
+
 @blueprint.post("/lti/launch")
 def launch() -> ResponseReturnValue:
     """The platform posts the id_token here; on success the person lands in their course."""
     state = request.form.get("state", "")
-    data = LaunchInput(
-        id_token=request.form.get("id_token", ""),
-        state=state,
-        browser_secret=request.cookies.get(_state_cookie(state), "") if state else "",
-    )
+    id_token = request.form.get("id_token", "")
+    from_storage = request.form.get("lti_storage_value")
+    cookie = request.cookies.get(_state_cookie(state), "") if state else ""
+    states = LoginStateStore(get_redis())
+    login = states.peek(state) if state else None
+    if from_storage is None and login is not None and login.storage_target:
+        # The platform offered storage at login: read the secret back from it (the cookie,
+        # if the browser kept one, is only the fallback), then post again.
+        platform_row = request_session().scalar(
+            select(Platform).where(
+                Platform.issuer == login.iss, Platform.client_id == login.client_id
+            )
+        )
+        if platform_row is not None:
+            return render_template(
+                "lti_storage_get.html",
+                target=login.storage_target,
+                origin=_origin(platform_row.auth_login_url),
+                key=_storage_key(state),
+                id_token=id_token,
+                state=state,
+                action=url_for("lti.launch"),
+            )
+    data = LaunchInput(id_token=id_token, state=state, browser_secret=from_storage or cookie)
     session = request_session()
     message = PreceptorLaunch(
         data,
         DatabaseToolConf(session),
         keys=PlatformKeys(get_redis(), _http()),
-        states=LoginStateStore(get_redis()),
+        states=states,
         launch_urls=frozenset({launch_url()}),
     )
     try:
         validated = message.result()
     except LaunchRefused as exc:
+        if exc.code == "browser_unverified" and login is not None:
+            return _new_window(login, exc)
         return _refusal(exc)
     identity = record_launch(session, validated)
     session.commit()
@@ -190,6 +240,7 @@ def launch() -> ResponseReturnValue:
         user_id=identity.user_id,
         course_id=identity.course_id,
         message_type=validated.message_type,
+        via="platform_storage" if from_storage else "cookie",
     )
     token = issue_launch_token(identity)
     if identity.course_id is None:
@@ -210,6 +261,22 @@ def launch() -> ResponseReturnValue:
         partitioned=True,
     )
     return response
+
+
+def _new_window(login: LoginState, exc: LaunchRefused) -> tuple[str, int]:
+    """Last resort: this browser blocks what an embedded launch needs; start over top-level."""
+    log.warning("lti.launch_refused", reason=exc.code, status=exc.status, fallback="new_window")
+    query = {
+        "iss": login.iss,
+        "client_id": login.client_id,
+        "login_hint": login.login_hint,
+        "target_link_uri": login.target_link_uri,
+    }
+    if login.lti_message_hint:
+        query["lti_message_hint"] = login.lti_message_hint
+    return render_template(
+        "lti_new_window.html", url=f"{url_for('lti.login')}?{urlencode(query)}"
+    ), exc.status
 
 
 @blueprint.get("/courses/<int:course_id>/")

@@ -278,7 +278,16 @@ def test_launch_from_another_browser_than_the_login_is_refused(
     login = agent.login(lms)
     claims = lms.resource_link_claims(nonce=login.nonce, target_link_uri=LAUNCH_URL)
     response = new_agent().launch(lms.sign(claims), login.state)
-    assert reason(response) == "browser_unverified"
+    html = response.get_data(as_text=True)
+    # Refused, and offered the one way that works when a browser blocks both cookies and
+    # platform storage in frames: the same login again, in a window of its own.
+    assert response.status_code == 401
+    assert "Open Preceptor in a new window" in html
+    assert 'target="_blank"' in html
+    assert "/lti/login?iss=https%3A%2F%2Fcanvas.example.edu&amp;client_id=client-1" in html
+    assert "login_hint=hint-1" in html
+    # The stolen state is spent: the same post cannot be retried anywhere.
+    assert reason(agent.launch(lms.sign(claims), login.state)) == "state_unknown"
 
 
 def test_replayed_launch_is_refused(agent: Browser, lms: DevPlatform) -> None:

@@ -1,0 +1,187 @@
+"""The development LMS at /dev/platform (PRECEPTOR_ENV=development only).
+
+A real LTI 1.3 platform in miniature: its own key pair, an OIDC authorization endpoint
+that answers with a signed id_token, a JWKS, and LTI platform storage in its page. It
+registers itself with the tool on first visit, so `make run` shows the whole launch.
+
+The LMS page is served on ``localhost`` and frames the tool on ``127.0.0.1``: two sites,
+so the browser treats the tool as third-party, as it would inside Canvas or Moodle.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from lti_config.keys import ensure_dev_keypair, load_private_key
+from plugin import get_settings
+from plugin.db import request_session
+from plugin.devplatform.signer import CLAIM, MEMBERSHIP, DevPlatform
+from plugin.jobs import get_redis
+from plugin.lti.platform_keys import PlatformKeys
+from plugin.lti.registrations import PlatformInput, add_platform
+from plugin.models import Platform
+
+__all__ = ["PERSONAS", "blueprint"]
+
+blueprint = Blueprint("devplatform", __name__, url_prefix="/dev/platform")
+
+CLIENT_ID: Final = "preceptor-dev"
+DEPLOYMENT_ID: Final = "dev-deployment-1"
+KEY_FILENAME: Final = "dev-platform-key.pem"
+
+#: The demo people one can launch as: what the platform says about each.
+PERSONAS: Final[dict[str, dict[str, Any]]] = {
+    "student": {
+        "sub": "dev-student",
+        "name": "Sam Student",
+        "given_name": "Sam",
+        "email": "sam.student@example.edu",
+        "roles": [f"{MEMBERSHIP}Learner"],
+    },
+    "faculty": {
+        "sub": "dev-faculty",
+        "name": "Dr Fran Faculty",
+        "given_name": "Fran",
+        "email": "fran.faculty@example.edu",
+        "roles": [f"{MEMBERSHIP}Instructor"],
+    },
+    "coordinator": {
+        "sub": "dev-coordinator",
+        "name": "Cory Coordinator",
+        "given_name": "Cory",
+        "email": "cory.coordinator@example.edu",
+        "roles": [f"{MEMBERSHIP}Instructor", f"{MEMBERSHIP}Administrator"],
+    },
+}
+
+
+def _swap_host(url: str) -> str:
+    """localhost <-> 127.0.0.1: the LMS and the tool on two sites of one server."""
+    parts = urlsplit(url)
+    host = "127.0.0.1" if parts.hostname == "localhost" else "localhost"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return f"{parts.scheme}://{netloc}"
+
+
+def _platform_origin() -> str:
+    return request.host_url.rstrip("/")
+
+
+def _platform() -> DevPlatform:
+    settings = get_settings()
+    key, _ = ensure_dev_keypair(
+        settings.instance_path / "keys", settings.fernet_keys()[0], filename=KEY_FILENAME
+    )
+    return DevPlatform(
+        issuer=f"{_platform_origin()}/dev/platform",
+        client_id=CLIENT_ID,
+        deployment_id=DEPLOYMENT_ID,
+        private_key=load_private_key(key.path, settings.fernet_keys()[0]),
+    )
+
+
+def _ensure_registered(platform: DevPlatform) -> Platform:
+    session = request_session()
+    origin = _platform_origin()
+    row = session.scalar(
+        select(Platform).where(Platform.issuer == platform.issuer, Platform.client_id == CLIENT_ID)
+    )
+    if row is None:
+        row = add_platform(
+            session,
+            PlatformInput(
+                issuer=platform.issuer,
+                client_id=CLIENT_ID,
+                auth_login_url=f"{origin}/dev/platform/auth",
+                auth_token_url=f"{origin}/dev/platform/token",
+                key_set_url=f"{origin}/dev/platform/jwks",
+                deployment_ids=(DEPLOYMENT_ID,),
+                name="Development LMS",
+            ),
+            allow_http_loopback=True,
+        )
+        session.commit()
+    # The tool and this platform may share one single-threaded server: hand the tool our
+    # keyset instead of making it fetch from itself.
+    PlatformKeys(get_redis()).prime(row.key_set_url, platform.jwks())
+    return row
+
+
+@blueprint.get("")
+def home() -> ResponseReturnValue:
+    """The demo course page, framing the tool, with one launch button per persona."""
+    if request.host.startswith("127.0.0.1"):
+        return redirect(f"{_swap_host(request.host_url)}{url_for('devplatform.home')}")
+    platform = _platform()
+    _ensure_registered(platform)
+    tool = _swap_host(request.host_url)
+    launches = {
+        name: f"{tool}/lti/login?"
+        + urlencode(
+            {
+                "iss": platform.issuer,
+                "client_id": CLIENT_ID,
+                "login_hint": name,
+                "lti_message_hint": name,
+                "target_link_uri": f"{tool}/lti/launch",
+                "lti_deployment_id": DEPLOYMENT_ID,
+                "lti_storage_target": "_parent",
+            }
+        )
+        for name in PERSONAS
+    }
+    page = render_template("devplatform/home.html", launches=launches, tool_origin=tool)
+    # This page plays the LMS: it frames the tool, which lives on the other host.
+    policy = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"object-src 'none'; base-uri 'none'; frame-src 'self' {tool}"
+    )
+    return page, 200, {"Content-Security-Policy": policy}
+
+
+@blueprint.get("/jwks")
+def jwks() -> ResponseReturnValue:
+    return _platform().jwks()
+
+
+@blueprint.get("/auth")
+def authorize() -> ResponseReturnValue:
+    """OIDC authorization endpoint: answers with an auto-posting form carrying the id_token."""
+    platform = _platform()
+    args = request.args
+    tool = _swap_host(request.host_url)
+    persona = PERSONAS.get(args.get("login_hint", ""))
+    if (
+        args.get("client_id") != CLIENT_ID
+        or args.get("redirect_uri") != f"{tool}/lti/launch"
+        or args.get("response_mode") != "form_post"
+        or persona is None
+        or not args.get("nonce")
+        or not args.get("state")
+    ):
+        abort(400)
+    claims = platform.resource_link_claims(
+        nonce=args["nonce"],
+        target_link_uri=f"{tool}/lti/launch",
+        sub=persona["sub"],
+        roles=persona["roles"],
+        context_id="dev-course-1",
+        context_title="Clinical Skills I (demo)",
+        resource_link_id="dev-link-1",
+        person={k: persona[k] for k in ("name", "given_name", "email")},
+    )
+    claims[f"{CLAIM}tool_platform"] = {
+        "name": "Preceptor development LMS",
+        "product_family_code": "preceptor-dev",
+    }
+    return render_template(
+        "devplatform/form_post.html",
+        action=args["redirect_uri"],
+        id_token=platform.sign(claims),
+        state=args["state"],
+    )
