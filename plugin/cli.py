@@ -346,6 +346,24 @@ def platform_add(
     )
 
 
+@platform.command("invite")
+@click.option("--note", default="", help="Who the link is for (kept inside the link).")
+@with_appcontext
+def platform_invite(note: str) -> None:
+    """Print a one-time Dynamic Registration URL for an LMS admin (valid 24 hours)."""
+    from flask import current_app
+
+    from plugin.lti.dynamic_registration import issue_invite
+
+    base = get_settings().base_url
+    if base is None:
+        if get_settings().is_production:
+            raise OperatorError("set PRECEPTOR_BASE_URL: the link must carry the public address")
+        base = "http://127.0.0.1:5000"
+    token = issue_invite(current_app.config["SECRET_KEY"], note)
+    click.echo(f"{base}/lti/register/{token}")
+
+
 @platform.command("list")
 @with_appcontext
 def platform_list() -> None:

@@ -149,6 +149,9 @@ class Database:
     def init_app(self, app: Flask) -> None:
         """Attach to ``app``: ``get_db()`` finds it, request sessions close at teardown."""
         app.extensions[EXTENSION_KEY] = self
+        # Per request, not per app context: an app context can outlive one request (a
+        # worker, a test, a streamed response), a request's session must not.
+        app.teardown_request(_close_request_session)
         app.teardown_appcontext(_close_request_session)
 
     def dispose(self) -> None:

@@ -327,6 +327,15 @@ class PreceptorLaunch(FlaskMessageLaunch):
             if isinstance(deployment_id, str) and deployment_id
             else None
         )
+        if (
+            deployment is None
+            and self._platform.accept_new_deployments
+            and isinstance(deployment_id, str)
+            and 0 < len(deployment_id) <= 255
+        ):
+            # A dynamically registered platform that could not tell us its deployments
+            # (Canvas): the signature proves this one is real; remember it.
+            deployment = self._conf.add_deployment(self._platform, deployment_id)
         if deployment is None:
             raise _refuse(
                 "deployment_unknown",

@@ -51,7 +51,11 @@ def _check_text(label: str, value: str, limit: int = 255) -> str:
 
 
 def add_platform(
-    session: Session, data: PlatformInput, *, allow_http_loopback: bool = False
+    session: Session,
+    data: PlatformInput,
+    *,
+    allow_http_loopback: bool = False,
+    allow_no_deployment: bool = False,
 ) -> Platform:
     """Register a platform and its deployments; refuses bad values and duplicates."""
     check = {"allow_http_loopback": allow_http_loopback}
@@ -59,7 +63,7 @@ def add_platform(
     issuer = _check_url("issuer", data.issuer, **check)
     client_id = _check_text("client id", data.client_id)
     deployment_ids = [_check_text("deployment id", d) for d in data.deployment_ids]
-    if not deployment_ids:
+    if not deployment_ids and not allow_no_deployment:
         raise RegistrationError("at least one deployment id is needed (--deployment)")
     if len(set(deployment_ids)) != len(deployment_ids):
         raise RegistrationError("a deployment id is given twice")

@@ -74,6 +74,20 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
         found = self.deployment(iss, client_id, deployment_id)
         return None if found is None else LtiDeployment().set_deployment_id(found.deployment_id)
 
+    def add_deployment(self, platform: Platform, deployment_id: str) -> Deployment:
+        """Record a new deployment of ``platform`` (safe if two launches race)."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self._session.begin_nested():
+                row = Deployment(platform_id=platform.id, deployment_id=deployment_id)
+                self._session.add(row)
+            return row
+        except IntegrityError:
+            found = self.deployment(platform.issuer, platform.client_id, deployment_id)
+            assert found is not None
+            return found
+
     def deployment(self, iss: str, client_id: str, deployment_id: str) -> Deployment | None:
         """Our model for a deployment of (iss, client_id), or None."""
         return self._session.scalar(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -296,3 +296,113 @@ def course_home(course_id: int) -> ResponseReturnValue:
     }
     roles = sorted(labels[r] for r in identity.roles)
     return render_template("course_home.html", course=course, roles=roles)
+
+
+@blueprint.get("/lti/register/<invite>")
+def register(invite: str) -> ResponseReturnValue:
+    """LTI Dynamic Registration: the LMS opens this with its configuration URL and a token."""
+    from plugin.lti.dynamic_registration import ToolUrls, register_platform
+    from plugin.lti.errors import RegistrationError
+
+    settings = get_settings()
+    session = request_session()
+    try:
+        platform = register_platform(
+            session,
+            redis=get_redis(),
+            http=_http(),
+            secret_key=current_app.config["SECRET_KEY"],
+            invite=invite,
+            config_url=request.args.get("openid_configuration", ""),
+            registration_token=request.args.get("registration_token", ""),
+            urls=ToolUrls(base=settings.base_url or request.host_url.rstrip("/")),
+            allow_http_loopback=not settings.is_production,
+        )
+    except RegistrationError as exc:
+        session.rollback()
+        log.warning("lti.registration_refused", reason=type(exc).__name__)
+        return render_template(
+            "error.html",
+            status=400,
+            title="Preceptor could not be registered",
+            advice=f"{exc}.",
+            code="registration_refused",
+            request_id=g.get("request_id", ""),
+        ), 400
+    session.commit()
+    log.info("lti.registered", platform_id=platform.id, product=platform.product_family)
+    return render_template("lti_registered.html", platform=platform)
+
+
+def _tool_urls() -> Any:
+    from plugin.lti.dynamic_registration import ToolUrls
+
+    return ToolUrls(base=get_settings().base_url or request.host_url.rstrip("/"))
+
+
+@blueprint.get("/lti/canvas.json")
+def canvas_config() -> ResponseReturnValue:
+    """Canvas developer key "Paste JSON": placements, deep linking, NRPS and AGS scopes."""
+    from plugin.lti.dynamic_registration import SCOPES
+
+    urls = _tool_urls()
+    placements = [
+        {
+            "placement": "course_navigation",
+            "message_type": "LtiResourceLinkRequest",
+            "target_link_uri": urls.launch,
+            "text": "Mentorship",
+            "default": "enabled",
+        },
+        {
+            "placement": "link_selection",
+            "message_type": "LtiDeepLinkingRequest",
+            "target_link_uri": urls.launch,
+            "text": "Add a Preceptor mentorship program",
+        },
+    ]
+    return jsonify(
+        {
+            "title": "Preceptor",
+            "description": "Mentorship programs: matching, meetings in your calendar, follow-ups.",
+            "oidc_initiation_url": urls.login,
+            "target_link_uri": urls.launch,
+            "public_jwk_url": urls.jwks,
+            "scopes": list(SCOPES),
+            "extensions": [
+                {
+                    "domain": urlsplit(urls.base).netloc,
+                    "tool_id": "preceptor",
+                    "platform": "canvas.instructure.com",
+                    "privacy_level": "public",
+                    "settings": {"text": "Preceptor", "placements": placements},
+                }
+            ],
+            "custom_fields": {},
+        }
+    )
+
+
+@blueprint.get("/lti/moodle")
+def moodle_values() -> ResponseReturnValue:
+    """The values a Moodle admin types into "Manage tools" > "configure a tool manually"."""
+    urls = _tool_urls()
+    rows = [
+        ("Tool name", "Preceptor"),
+        ("Tool URL", urls.launch),
+        ("LTI version", "LTI 1.3"),
+        ("Public key type", "Keyset URL"),
+        ("Public keyset", urls.jwks),
+        ("Initiate login URL", urls.login),
+        ("Redirection URI(s)", urls.launch),
+        ("Supports Deep Linking (Content-Item Message)", "Yes"),
+        ("Content Selection URL", urls.launch),
+        ("IMS LTI Assignment and Grade Services", "Use this service for grade sync only"),
+        (
+            "IMS LTI Names and Role Provisioning",
+            "Use this service to retrieve members' information",
+        ),
+        ("Share launcher's name with tool", "Always"),
+        ("Share launcher's email with tool", "Always"),
+    ]
+    return render_template("lti_moodle.html", rows=rows)

@@ -34,6 +34,9 @@ class Platform(Base):
     key_set_url: Mapped[str] = mapped_column(String(URL_LENGTH))
     #: Product family from the registration ("canvas", "moodle", ...), used for quirks.
     product_family: Mapped[str] = mapped_column(String(100), default="")
+    #: Record a deployment id on its first correctly signed launch. Only for platforms that
+    #: registered dynamically without telling their deployment ids (Canvas does not).
+    accept_new_deployments: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
