@@ -19,7 +19,7 @@ from redis import Redis
 from sqlalchemy.orm import Session
 
 from plugin.lti.errors import RegistrationError
-from plugin.lti.registrations import LOOPBACK_HOSTS, PlatformInput, add_platform
+from plugin.lti.registrations import PlatformInput, add_platform, check_url
 from plugin.models import Platform
 
 __all__ = ["INVITE_TTL", "ToolUrls", "issue_invite", "register_platform", "tool_registration"]
@@ -84,12 +84,12 @@ def _redeem_invite(secret_key: str, invite: str, redis: Redis) -> None:
 def _check_url(label: str, value: object, allow_http_loopback: bool) -> str:
     if not isinstance(value, str):
         raise RegistrationError(f"the platform's {label} is missing")
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.netloc:
-        return value
-    if parts.scheme == "http" and allow_http_loopback and parts.hostname in LOOPBACK_HOSTS:
-        return value
-    raise RegistrationError(f"the platform's {label} must be an https URL, got {value!r}")
+    try:
+        return check_url(label, value, allow_http_loopback=allow_http_loopback)
+    except RegistrationError:
+        raise RegistrationError(
+            f"the platform's {label} must be an https URL, got {value!r}"
+        ) from None
 
 
 def _read_json(response: requests.Response, what: str) -> dict[str, Any]:

@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session, selectinload
 from plugin.lti.errors import RegistrationError
 from plugin.models import Deployment, Platform
 
-__all__ = ["PlatformInput", "add_platform", "find_platform", "list_platforms", "remove_platform"]
+__all__ = [
+    "PlatformInput",
+    "add_platform",
+    "check_url",
+    "find_platform",
+    "list_platforms",
+    "remove_platform",
+]
 
 #: Hosts where plain http is accepted outside production (the development platform).
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -31,7 +38,7 @@ class PlatformInput:
     name: str = ""
 
 
-def _check_url(label: str, value: str, *, allow_http_loopback: bool) -> str:
+def check_url(label: str, value: str, *, allow_http_loopback: bool) -> str:
     value = value.strip()
     parts = urlsplit(value)
     if parts.scheme == "https" and parts.netloc:
@@ -60,7 +67,7 @@ def add_platform(
     """Register a platform and its deployments; refuses bad values and duplicates."""
     check = {"allow_http_loopback": allow_http_loopback}
     # Kept exactly as given: launches must carry this iss to the character.
-    issuer = _check_url("issuer", data.issuer, **check)
+    issuer = check_url("issuer", data.issuer, **check)
     client_id = _check_text("client id", data.client_id)
     deployment_ids = [_check_text("deployment id", d) for d in data.deployment_ids]
     if not deployment_ids and not allow_no_deployment:
@@ -79,9 +86,9 @@ def add_platform(
         issuer=issuer,
         client_id=client_id,
         name=data.name.strip()[:200],
-        auth_login_url=_check_url("auth login URL", data.auth_login_url, **check),
-        auth_token_url=_check_url("auth token URL", data.auth_token_url, **check),
-        key_set_url=_check_url("keyset URL", data.key_set_url, **check),
+        auth_login_url=check_url("auth login URL", data.auth_login_url, **check),
+        auth_token_url=check_url("auth token URL", data.auth_token_url, **check),
+        key_set_url=check_url("keyset URL", data.key_set_url, **check),
         deployments=[Deployment(deployment_id=d) for d in deployment_ids],
     )
     session.add(platform)

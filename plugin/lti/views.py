@@ -59,6 +59,17 @@ def launch_url() -> str:
     return f"{base}/lti/launch" if base else url_for("lti.launch", _external=True)
 
 
+#: The state cookie's attributes; deleting it needs the very same ones. SameSite=None
+#: needs Secure; Partitioned (CHIPS) keeps it alive where third-party cookies are blocked.
+STATE_COOKIE: Final[dict[str, Any]] = {
+    "path": "/lti/",
+    "secure": True,
+    "httponly": True,
+    "samesite": "None",
+    "partitioned": True,
+}
+
+
 def _state_cookie(state: str) -> str:
     return f"lti_{state[:16]}"
 
@@ -167,17 +178,11 @@ def login() -> ResponseReturnValue:
         )
     else:
         response = redirect(auth_url, code=302)
-    # Third-party context: SameSite=None needs Secure; Partitioned (CHIPS) keeps it working
-    # where third-party cookies are otherwise blocked.
     response.set_cookie(
         _state_cookie(login_state.state),
         login_state.browser_secret,
         max_age=STATE_TTL,
-        path="/lti/",
-        secure=True,
-        httponly=True,
-        samesite="None",
-        partitioned=True,
+        **STATE_COOKIE,
     )
     return response
 
@@ -252,14 +257,7 @@ def launch() -> ResponseReturnValue:
             home=url_for("lti.course_home", course_id=identity.course_id),
         )
     response = Response(body)
-    response.delete_cookie(
-        _state_cookie(state),
-        path="/lti/",
-        secure=True,
-        httponly=True,
-        samesite="None",
-        partitioned=True,
-    )
+    response.delete_cookie(_state_cookie(state), **STATE_COOKIE)
     return response
 
 

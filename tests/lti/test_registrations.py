@@ -98,22 +98,27 @@ def test_removing_a_platform_removes_its_courses(session: Session) -> None:
     assert session.scalar(select(func.count()).select_from(Platform)) == 0
 
 
+ADD_CANVAS = (
+    "platform",
+    "add",
+    "--issuer",
+    CANVAS.issuer,
+    "--client-id",
+    CANVAS.client_id,
+    "--auth-url",
+    CANVAS.auth_login_url,
+    "--token-url",
+    CANVAS.auth_token_url,
+    "--keyset-url",
+    CANVAS.key_set_url,
+)
+
+
 def test_platform_commands_end_to_end(fresh_database_url: str, tmp_path: Path) -> None:
     env = dev_env(tmp_path, PRECEPTOR_DATABASE_URL=fresh_database_url)
     assert run("db", "upgrade", env=env).returncode == 0
     added = run(
-        "platform",
-        "add",
-        "--issuer",
-        CANVAS.issuer,
-        "--client-id",
-        CANVAS.client_id,
-        "--auth-url",
-        CANVAS.auth_login_url,
-        "--token-url",
-        CANVAS.auth_token_url,
-        "--keyset-url",
-        CANVAS.key_set_url,
+        *ADD_CANVAS,
         "--deployment",
         "d-1",
         "--deployment",
@@ -129,18 +134,7 @@ def test_platform_commands_end_to_end(fresh_database_url: str, tmp_path: Path) -
     shown = run("platform", "show", "1", env=env).stdout
     assert "deployments: d-1, d-2" in shown
     again = run(
-        "platform",
-        "add",
-        "--issuer",
-        CANVAS.issuer,
-        "--client-id",
-        CANVAS.client_id,
-        "--auth-url",
-        CANVAS.auth_login_url,
-        "--token-url",
-        CANVAS.auth_token_url,
-        "--keyset-url",
-        CANVAS.key_set_url,
+        *ADD_CANVAS,
         "--deployment",
         "d-3",
         env=env,
