@@ -234,6 +234,10 @@ def _forget_after_rollback(session: Session, _previous: Any) -> None:
 
 
 def _push_after_commit(session: Session) -> None:
+    # SQLAlchemy also fires after_commit when a nested savepoint is released; the rows are
+    # not committed then, and another connection cannot see them yet. Wait for the real one.
+    if session.in_nested_transaction():
+        return
     row_ids: list[int] = session.info.pop(_SESSION_KEY, [])
     if not row_ids:
         return

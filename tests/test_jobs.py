@@ -6,7 +6,7 @@ import json
 import zlib
 from collections.abc import Callable
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from redis import Redis
@@ -237,3 +237,24 @@ def test_commit_survives_redis_being_down(
     assert row.state is OutboxState.PENDING
     monkeypatch.setitem(app.extensions, jobs.REDIS_EXTENSION_KEY, redis_conn)
     assert redrive_outbox(session, redis_conn, now=utcnow() + later()).pushed == 1
+
+
+def test_a_savepoint_inside_the_change_does_not_swallow_the_push(
+    fresh_database_url: str, redis_url: str, redis_conn: Redis, make_app: Any
+) -> None:
+    """On real commits (not the test transaction): releasing a savepoint fires after_commit
+    too, before the row is visible to other connections; the push must wait for the commit."""
+    from sqlalchemy import text
+
+    from plugin.db import get_db
+    from plugin.migrate import upgrade
+
+    live = make_app(database_url=fresh_database_url, redis_url=redis_url)
+    upgrade(get_db(live).engine)
+    with live.app_context(), get_db(live).session() as session:
+        defer(session, TOUCH, "savepoint")
+        with session.begin_nested():  # e.g. a get-or-create later in the same change
+            session.execute(text("SELECT 1"))
+        assert queued(redis_conn) == []  # not committed yet: nothing may leave
+        session.commit()
+    assert queued(redis_conn) == ["outbox-1"]
