@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -209,6 +210,16 @@ def test_make_run_stack_serves_readyz_with_all_three_processes(tmp_path: Path) -
         start_new_session=True,
     )
     ready: dict[str, Any] = {}
+    lines: list[str] = []
+
+    def collect() -> None:
+        assert stack.stdout is not None
+        with stack.stdout:
+            for raw in stack.stdout:
+                lines.append(raw.decode(errors="replace"))
+
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
 
     def pipeline_works() -> bool:
         try:
@@ -223,16 +234,19 @@ def test_make_run_stack_serves_readyz_with_all_three_processes(tmp_path: Path) -
             and jobs.get("cron_heartbeat_seconds_ago") is not None
         )
 
+    banner = f"Preceptor is running: open http://127.0.0.1:{port}/"
     try:
         wait_for(pipeline_works, 90, "web, worker and cron to be up")
+        wait_for(lambda: any(banner in line for line in lines), 30, "the URL to be printed")
     except AssertionError:
         os.killpg(stack.pid, signal.SIGKILL)
-        output = stack.communicate(timeout=10)[0].decode(errors="replace")
-        raise AssertionError(f"stack not ready: {ready}\n{output[-3000:]}") from None
+        stack.wait(timeout=10)
+        reader.join(timeout=10)
+        raise AssertionError(f"stack not ready: {ready}\n{''.join(lines)[-3000:]}") from None
     os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C does in the terminal
-    output = stack.communicate(timeout=60)[0].decode(errors="replace")
+    assert stack.wait(timeout=60) is not None
+    reader.join(timeout=10)
     assert ready["status"] == "ok"
-    assert f"Preceptor is running: open http://127.0.0.1:{port}/" in output
     assert (tmp_path / "instance" / "preceptor.db").exists()
     assert (tmp_path / "instance" / "keys" / "tool-dev-key.pem").exists()
     assert shlex.split(procfile_command("web"))[0] == "preceptor"
