@@ -6,7 +6,7 @@ from plugin.db import get_db
 from plugin.jobs import get_redis
 from plugin.jobs import redrive_outbox as redrive_outbox_rows
 
-__all__ = ["drop_retired_tool_keys", "redrive_outbox"]
+__all__ = ["drop_retired_tool_keys", "queue_roster_syncs", "redrive_outbox", "sync_course_roster"]
 
 
 def redrive_outbox() -> dict[str, int]:
@@ -27,3 +27,34 @@ def drop_retired_tool_keys() -> int:
 
     with get_db().session_scope() as session:
         return drop_retired_keys(session)
+
+
+def sync_course_roster(course_id: int) -> dict[str, int]:
+    """Pull one course's NRPS roster (after its first launch, then daily)."""
+    import requests
+
+    from plugin.lti.roster import sync_roster
+
+    with get_db().session_scope() as session, requests.Session() as http:
+        report = sync_roster(session, course_id, http)
+    return {"members": report.members, "added": report.added, "deactivated": report.deactivated}
+
+
+def queue_roster_syncs() -> int:
+    """Cron (daily): queue a roster pull for every course whose platform offers NRPS."""
+    from sqlalchemy import select
+
+    from plugin.jobs import QueueName, defer
+    from plugin.models import Course
+
+    with get_db().session_scope() as session:
+        ids = list(session.scalars(select(Course.id).where(Course.nrps_url != "")))
+        for course_id in ids:
+            defer(
+                session,
+                "workers.jobs.sync_course_roster",
+                course_id,
+                key=f"roster-{course_id}",
+                queue=QueueName.LOW,
+            )
+    return len(ids)

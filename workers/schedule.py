@@ -15,3 +15,5 @@ from workers import jobs
 cron.register(jobs.redrive_outbox, str(QueueName.DEFAULT), interval=60, job_timeout=120)
 #: Rotated-out tool keys leave the JWKS (and the database) once their overlap ends.
 cron.register(jobs.drop_retired_tool_keys, str(QueueName.LOW), interval=3600, job_timeout=60)
+#: Course rosters (NRPS): who joined or left the course since yesterday.
+cron.register(jobs.queue_roster_syncs, str(QueueName.LOW), cron="15 3 * * *", job_timeout=300)

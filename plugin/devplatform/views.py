@@ -175,6 +175,10 @@ def authorize() -> ResponseReturnValue:
         resource_link_id="dev-link-1",
         person={k: persona[k] for k in ("name", "given_name", "email")},
     )
+    claims["https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"] = {
+        "context_memberships_url": f"{_platform_origin()}/dev/platform/nrps/dev-course-1",
+        "service_versions": ["2.0"],
+    }
     claims[f"{CLAIM}tool_platform"] = {
         "name": "Preceptor development LMS",
         "product_family_code": "preceptor-dev",
@@ -185,3 +189,91 @@ def authorize() -> ResponseReturnValue:
         id_token=platform.sign(claims),
         state=args["state"],
     )
+
+
+#: Demo learners beyond the three personas, so rosters have pages and non-enrolled people.
+DEMO_LEARNERS: Final = [
+    {"sub": f"dev-learner-{n}", "name": name, "email": f"learner{n}@example.edu"}
+    for n, name in enumerate(["Ana Alves", "Bo Chen", "Chidi Okafor", "Dana Levi", "Eli Novak"], 1)
+]
+NRPS_PAGE_SIZE: Final = 3
+_TOKEN_SALT: Final = "preceptor.devplatform.token"  # noqa: S105 - a salt, not a secret
+
+
+def _token_serializer() -> Any:
+    from flask import current_app
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_TOKEN_SALT)
+
+
+@blueprint.post("/token")
+def token() -> ResponseReturnValue:
+    """OAuth 2 client-credentials with a private_key_jwt assertion signed by the tool."""
+    import jwt
+
+    from plugin.lti.tool_keys import published_jwks
+
+    assertion = request.form.get("client_assertion", "")
+    try:
+        kid = jwt.get_unverified_header(assertion).get("kid")
+        keys = {k["kid"]: k for k in published_jwks(request_session())["keys"]}
+        jwt.decode(
+            assertion,
+            jwt.PyJWK(keys[kid]).key,
+            algorithms=["RS256"],
+            audience=f"{_platform_origin()}/dev/platform/token",
+            issuer=CLIENT_ID,
+        )
+    except (jwt.PyJWTError, KeyError, TypeError):
+        return {"error": "invalid_client"}, 401
+    scope = request.form.get("scope", "")
+    return {
+        "access_token": _token_serializer().dumps({"scope": scope}),
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "scope": scope,
+    }
+
+
+@blueprint.get("/nrps/<context_id>")
+def nrps(context_id: str) -> ResponseReturnValue:
+    """Names and Role Provisioning for the demo course, paged with Link headers."""
+    from itsdangerous import BadSignature
+
+    bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    try:
+        _token_serializer().loads(bearer, max_age=3600)
+    except BadSignature:
+        return {"error": "invalid_token"}, 401
+    people = [
+        {
+            "user_id": p["sub"],
+            "name": p["name"],
+            "email": p["email"],
+            "roles": p["roles"],
+            "status": "Active",
+        }
+        for p in PERSONAS.values()
+    ] + [
+        {
+            "user_id": p["sub"],
+            "name": p["name"],
+            "email": p["email"],
+            "roles": [f"{MEMBERSHIP}Learner"],
+            "status": "Active",
+        }
+        for p in DEMO_LEARNERS
+    ]
+    page = max(int(request.args.get("page", "1") or 1), 1)
+    chunk = people[(page - 1) * NRPS_PAGE_SIZE : page * NRPS_PAGE_SIZE]
+    url = f"{_platform_origin()}/dev/platform/nrps/{context_id}"
+    headers = {"Content-Type": "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"}
+    if page * NRPS_PAGE_SIZE < len(people):
+        headers["Link"] = f'<{url}?page={page + 1}>; rel="next"'
+    body = {
+        "id": url,
+        "context": {"id": context_id, "title": "Clinical Skills I (demo)"},
+        "members": chunk,
+    }
+    return body, 200, headers

@@ -11,8 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from plugin.db import utcnow
+from plugin.jobs import QueueName, defer
 from plugin.lti.launch import ValidatedLaunch
 from plugin.lti.roles import CourseRole
+from plugin.lti.roster import NRPS_CLAIM
 from plugin.models import Course, CourseMembership, MembershipSource, User
 
 __all__ = ["LaunchIdentity", "record_launch"]
@@ -82,6 +84,7 @@ def record_launch(session: Session, launch: ValidatedLaunch) -> LaunchIdentity:
         )
         _update_text(course, "title", context.get("title"))
         _update_text(course, "label", context.get("label"), 255)
+        _note_roster_service(session, course, launch.claims.get(NRPS_CLAIM))
         membership = _get_or_create(
             session,
             lambda: session.scalar(
@@ -106,6 +109,26 @@ def record_launch(session: Session, launch: ValidatedLaunch) -> LaunchIdentity:
         roles=launch.roles,
         resource_link_id=launch.resource_link_id,
     )
+
+
+def _note_roster_service(session: Session, course: Course, claim: object) -> None:
+    """Remember the course's NRPS URL; the first time, pull the roster (after commit)."""
+    if not isinstance(claim, dict):
+        return
+    url = claim.get("context_memberships_url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > 2048:
+        return
+    first_time = not course.nrps_url
+    course.nrps_url = url
+    if first_time:
+        session.flush()
+        defer(
+            session,
+            "workers.jobs.sync_course_roster",
+            course.id,
+            key=f"roster-{course.id}",
+            queue=QueueName.LOW,
+        )
 
 
 def _update_text(target: Any, attribute: str, value: object, limit: int = 2000) -> None:

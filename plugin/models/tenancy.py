@@ -78,6 +78,9 @@ class Course(Base):
     context_id: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(Text, default="")
     label: Mapped[str] = mapped_column(String(255), default="")
+    #: The platform's Names and Role Provisioning URL for this course ("" if not offered).
+    nrps_url: Mapped[str] = mapped_column(String(URL_LENGTH), default="")
+    roster_synced_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

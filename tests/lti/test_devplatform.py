@@ -86,3 +86,55 @@ def test_its_authorization_endpoint_signs_only_for_the_tool(
     )
     assert response.status_code == 400
     assert "id_token" not in response.get_data(as_text=True)
+
+
+def test_its_roster_service_pages_members_for_a_signed_tool_assertion(dev_app: Flask) -> None:
+    import time
+
+    import jwt
+
+    from plugin.lti.tool_keys import ensure_signing_key
+
+    client = dev_app.test_client()
+    client.get("/dev/platform", base_url="http://localhost:5000")
+    with dev_app.app_context(), get_db(dev_app).session_scope() as session:
+        key = ensure_signing_key(session)
+        pem, kid = key.private_key_pem, key.kid
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": "preceptor-dev",
+            "sub": "preceptor-dev",
+            "iat": now,
+            "exp": now + 60,
+            "aud": "http://localhost:5000/dev/platform/token",
+            "jti": "j1",
+        },
+        pem,
+        algorithm="RS256",
+        headers={"kid": kid},
+    )
+    forged = jwt.encode({"iss": "preceptor-dev", "aud": "x"}, "s" * 32, algorithm="HS256")
+    assert (
+        client.post(
+            "/dev/platform/token",
+            data={"client_assertion": forged},
+            base_url="http://localhost:5000",
+        ).status_code
+        == 401
+    )
+    issued = client.post(
+        "/dev/platform/token",
+        data={"client_assertion": assertion, "grant_type": "client_credentials"},
+        base_url="http://localhost:5000",
+    ).get_json()
+    headers = {"Authorization": f"Bearer {issued['access_token']}"}
+    first = client.get(
+        "/dev/platform/nrps/dev-course-1", headers=headers, base_url="http://localhost:5000"
+    )
+    assert len(first.get_json()["members"]) == 3
+    assert 'rel="next"' in first.headers["Link"]
+    assert (
+        client.get("/dev/platform/nrps/dev-course-1", base_url="http://localhost:5000").status_code
+        == 401
+    )
