@@ -15,6 +15,7 @@ import secrets
 import socket
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -332,6 +333,23 @@ def browser(chromium_path: str) -> Iterator[Any]:
         instance.close()
 
 
+@contextmanager
+def serving(wsgi_app: Any) -> Iterator[int]:
+    """Serve a WSGI app over real HTTP on 127.0.0.1 from a thread; yields its port."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
 @dataclass
 class LiveServer:
     """The app served over real HTTP on loopback, from a thread."""
@@ -358,10 +376,6 @@ def live_server(
     live_server_settings: dict[str, Any],
 ) -> Iterator[LiveServer]:
     """A real HTTP server on its own migrated database (requests come from other threads)."""
-    import threading
-
-    from werkzeug.serving import make_server
-
     application = create_app(
         app_settings(
             database_url=fresh_database_url,
@@ -371,10 +385,6 @@ def live_server(
         )
     )
     upgrade(get_db(application).engine)
-    server = make_server("127.0.0.1", 0, application, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield LiveServer(app=application, port=server.server_port)
-    server.shutdown()
-    thread.join(timeout=10)
+    with serving(application) as port:
+        yield LiveServer(app=application, port=port)
     get_db(application).dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +12,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 from werkzeug.wrappers import Request, Response
 
 from plugin.devplatform.signer import DevPlatform
 from plugin.lti.registrations import PlatformInput, add_platform
+from tests.conftest import serving
 
 #: The tool's address in tests (https: the state cookie is Secure, as in production).
 TOOL = "https://tool.test"
@@ -50,12 +49,8 @@ def keyset_server() -> Iterator[KeysetServer]:
             return Response("not found", status=404)
         return Response(json.dumps(keysets[name]), mimetype="application/json")
 
-    server = make_server("127.0.0.1", 0, serve, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield KeysetServer(port=server.server_port, keysets=keysets, fetches=fetches)
-    server.shutdown()
-    thread.join(timeout=10)
+    with serving(serve) as port:
+        yield KeysetServer(port=port, keysets=keysets, fetches=fetches)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +13,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from plugin.devplatform.signer import CLAIM, DevPlatform
 from plugin.lti.dynamic_registration import issue_invite
 from plugin.models import Deployment, Platform
+from tests.conftest import serving
 from tests.lti.conftest import LAUNCH_URL, TOOL, Browser, KeysetServer
 
 TOKEN = "registration-token-123"
@@ -86,13 +85,9 @@ def lms_registry() -> Iterator[RegistrationPlatform]:
             return Response(json.dumps(answer), status=200, mimetype="application/json")
         return Response("not found", status=404)
 
-    server = make_server("127.0.0.1", 0, serve, threaded=True)
-    holder["p"] = RegistrationPlatform(port=server.server_port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield holder["p"]
-    server.shutdown()
-    thread.join(timeout=10)
+    with serving(serve) as port:
+        holder["p"] = RegistrationPlatform(port=port)
+        yield holder["p"]
 
 
 def register(

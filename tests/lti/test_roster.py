@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,6 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from plugin.devplatform.signer import DevPlatform
@@ -22,6 +20,7 @@ from plugin.lti.registrations import PlatformInput, add_platform
 from plugin.lti.roster import NRPS_CLAIM
 from plugin.lti.tool_keys import ensure_signing_key, published_jwks
 from plugin.models import CourseMembership, OutboxJob, User
+from tests.conftest import serving
 from tests.lti.conftest import Browser, KeysetServer
 
 MEMBER = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
@@ -84,13 +83,9 @@ def services() -> Iterator[PlatformServices]:
             )
         return Response("not found", status=404)
 
-    server = make_server("127.0.0.1", 0, serve, threaded=True)
-    holder["s"] = PlatformServices(port=server.server_port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield holder["s"]
-    server.shutdown()
-    thread.join(timeout=10)
+    with serving(serve) as port:
+        holder["s"] = PlatformServices(port=port)
+        yield holder["s"]
 
 
 @pytest.fixture
