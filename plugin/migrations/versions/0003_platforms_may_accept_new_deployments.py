@@ -12,22 +12,21 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import plugin.db
-
-
-revision: str = '0003'
-down_revision: str | None = '0002'
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('platform', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('accept_new_deployments', sa.Boolean(), nullable=False, server_default=sa.false()))
-
+    with op.batch_alter_table("platform", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "accept_new_deployments", sa.Boolean(), nullable=False, server_default=sa.false()
+            )
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('platform', schema=None) as batch_op:
-        batch_op.drop_column('accept_new_deployments')
-
+    with op.batch_alter_table("platform", schema=None) as batch_op:
+        batch_op.drop_column("accept_new_deployments")
