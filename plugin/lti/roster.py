@@ -29,6 +29,8 @@ from plugin.models import Course, CourseMembership, MembershipSource, Platform, 
 __all__ = ["NRPS_CLAIM", "RosterError", "RosterReport", "sync_roster"]
 
 NRPS_CLAIM: Final = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+#: Users looked up per query while matching a roster (bounded IN lists).
+LOOKUP_CHUNK: Final = 500
 #: NRPS member statuses that mean "in the course now".
 ACTIVE_STATUSES: Final = frozenset({"Active", ""})
 
@@ -90,7 +92,13 @@ def sync_roster(session: Session, course_id: int, http: requests.Session) -> Ros
             select(CourseMembership).join(User).where(CourseMembership.course_id == course.id)
         )
     }
-    users = {u.sub: u for u in session.scalars(select(User).where(User.platform_id == platform.id))}
+    listed = [m["user_id"] for m in members if isinstance(m.get("user_id"), str) and m["user_id"]]
+    users: dict[str, User] = {}
+    # Only the people this roster names: a platform can hold far more users than a course.
+    for start in range(0, len(listed), LOOKUP_CHUNK):
+        chunk = listed[start : start + LOOKUP_CHUNK]
+        query = select(User).where(User.platform_id == platform.id, User.sub.in_(chunk))
+        users.update((u.sub, u) for u in session.scalars(query))
     seen: set[str] = set()
     added = 0
     for member in members:
