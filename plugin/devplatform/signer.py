@@ -7,12 +7,10 @@ full launches through the real endpoints with tokens signed here.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lti_config.keys import generate_private_key, public_jwk
@@ -39,13 +37,6 @@ class DevPlatform:
     def jwks(self) -> dict[str, Any]:
         """The platform's keyset, as its keyset URL serves it."""
         return {"keys": [public_jwk(self.private_key.public_key())]}
-
-    def private_pem(self) -> bytes:
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
 
     def resource_link_claims(
         self,
@@ -94,7 +85,3 @@ class DevPlatform:
         header = {"kid": self.kid, **(headers or {})}
         signing_key = key if key is not None else self.private_key
         return jwt.encode(claims, signing_key, algorithm=algorithm, headers=header)
-
-    @staticmethod
-    def new_nonce() -> str:
-        return uuid.uuid4().hex

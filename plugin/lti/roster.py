@@ -13,16 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import requests
-from cryptography.hazmat.primitives import serialization
 from pylti1p3.exception import LtiServiceException
 from pylti1p3.names_roles import NamesRolesProvisioningService
-from pylti1p3.registration import Registration
 from pylti1p3.service_connector import ServiceConnector
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.db import utcnow
 from plugin.lti.errors import LtiError
+from plugin.lti.tool_conf import registration_for
 from plugin.lti.tool_keys import ensure_signing_key
 from plugin.models import Course, CourseMembership, MembershipSource, Platform, User
 
@@ -48,28 +47,10 @@ class RosterReport:
     deactivated: int
 
 
-def _service_registration(session: Session, platform: Platform) -> Registration:
-    key = ensure_signing_key(session)
-    private = serialization.load_pem_private_key(key.private_key_pem.encode(), password=None)
-    public_pem = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return (
-        Registration()
-        .set_issuer(platform.issuer)
-        .set_client_id(platform.client_id)
-        .set_auth_token_url(platform.auth_token_url)
-        .set_tool_private_key(key.private_key_pem)
-        .set_tool_public_key(public_pem)
-    )
-
-
 def _fetch_members(
     session: Session, platform: Platform, url: str, http: requests.Session
 ) -> list[dict[str, Any]]:
-    connector = ServiceConnector(_service_registration(session, platform), http)
+    connector = ServiceConnector(registration_for(platform, ensure_signing_key(session)), http)
     service = NamesRolesProvisioningService(connector, {"context_memberships_url": url})
     try:
         members = cast(list[dict[str, Any]], service.get_members())

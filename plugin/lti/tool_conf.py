@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from pylti1p3.contrib.flask.request import FlaskRequest
 from pylti1p3.deployment import Deployment as LtiDeployment
 from pylti1p3.registration import Registration
@@ -11,9 +12,30 @@ from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin.models import Deployment, Platform
+from plugin.models import Deployment, Platform, ToolKey
 
-__all__ = ["DatabaseToolConf"]
+__all__ = ["DatabaseToolConf", "registration_for"]
+
+
+def registration_for(platform: Platform, tool_key: ToolKey | None = None) -> Registration:
+    """pylti1p3's Registration for ``platform``; with ``tool_key``, able to call services."""
+    registration = (
+        Registration()
+        .set_issuer(platform.issuer)
+        .set_client_id(platform.client_id)
+        .set_auth_login_url(platform.auth_login_url)
+        .set_auth_token_url(platform.auth_token_url)
+        .set_key_set_url(platform.key_set_url)
+    )
+    if tool_key is not None:
+        # Services sign a client assertion; pylti1p3 takes the kid from the public half.
+        private = serialization.load_pem_private_key(tool_key.private_key_pem.encode(), None)
+        public_pem = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        registration.set_tool_private_key(tool_key.private_key_pem)
+        registration.set_tool_public_key(public_pem.decode())
+    return registration
 
 
 class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
@@ -22,9 +44,8 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
     Always "many client ids per issuer": Canvas Cloud uses one issuer for every school.
     """
 
-    def __init__(self, session: Session, tool_private_key_pem: str | None = None) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
-        self._tool_private_key_pem = tool_private_key_pem
 
     def check_iss_has_one_client(self, iss: str) -> bool:
         return False
@@ -51,19 +72,7 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
     ) -> Registration | None:
         # The library's own message launch checks for None; its annotation is too narrow.
         platform = self.platform(iss, client_id)
-        if platform is None:
-            return None
-        registration = (
-            Registration()
-            .set_issuer(platform.issuer)
-            .set_client_id(platform.client_id)
-            .set_auth_login_url(platform.auth_login_url)
-            .set_auth_token_url(platform.auth_token_url)
-            .set_key_set_url(platform.key_set_url)
-        )
-        if self._tool_private_key_pem is not None:
-            registration.set_tool_private_key(self._tool_private_key_pem)
-        return registration
+        return None if platform is None else registration_for(platform)
 
     def find_deployment(self, iss: str, deployment_id: str) -> LtiDeployment | None:
         raise NotImplementedError("deployments are looked up by issuer and client id")

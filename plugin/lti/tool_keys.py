@@ -64,11 +64,6 @@ def ensure_signing_key(session: Session) -> ToolKey:
     return signing_key(session) or import_private_key(session, generate_private_key())
 
 
-def private_key_pem(row: ToolKey) -> str:
-    """The PEM of a stored key (for pylti1p3's Registration)."""
-    return row.private_key_pem
-
-
 def rotate_signing_key(
     session: Session, overlap: timedelta = DEFAULT_OVERLAP, now: datetime | None = None
 ) -> ToolKey:

@@ -26,6 +26,7 @@ from plugin import get_settings
 from plugin.db import request_session
 from plugin.jobs import get_redis
 from plugin.logs import get_logger
+from plugin.lti.dynamic_registration import ToolUrls
 from plugin.lti.errors import LaunchRefused
 from plugin.lti.launch import LaunchInput, PreceptorLaunch
 from plugin.lti.platform_keys import PlatformKeys
@@ -53,10 +54,14 @@ def _http() -> requests.Session:
     return session
 
 
+def tool_urls() -> ToolUrls:
+    """The tool's public addresses: PRECEPTOR_BASE_URL when set, else this request's root."""
+    return ToolUrls(base=get_settings().base_url or request.url_root.rstrip("/"))
+
+
 def launch_url() -> str:
-    """The one address platforms launch us at (PRECEPTOR_BASE_URL when set)."""
-    base = get_settings().base_url
-    return f"{base}/lti/launch" if base else url_for("lti.launch", _external=True)
+    """The one address platforms launch us at."""
+    return tool_urls().launch
 
 
 #: The state cookie's attributes; deleting it needs the very same ones. SameSite=None
@@ -299,7 +304,7 @@ def course_home(course_id: int) -> ResponseReturnValue:
 @blueprint.get("/lti/register/<invite>")
 def register(invite: str) -> ResponseReturnValue:
     """LTI Dynamic Registration: the LMS opens this with its configuration URL and a token."""
-    from plugin.lti.dynamic_registration import ToolUrls, register_platform
+    from plugin.lti.dynamic_registration import register_platform
     from plugin.lti.errors import RegistrationError
 
     settings = get_settings()
@@ -313,7 +318,7 @@ def register(invite: str) -> ResponseReturnValue:
             invite=invite,
             config_url=request.args.get("openid_configuration", ""),
             registration_token=request.args.get("registration_token", ""),
-            urls=ToolUrls(base=settings.base_url or request.host_url.rstrip("/")),
+            urls=tool_urls(),
             allow_http_loopback=not settings.is_production,
         )
     except RegistrationError as exc:
@@ -332,18 +337,12 @@ def register(invite: str) -> ResponseReturnValue:
     return render_template("lti_registered.html", platform=platform)
 
 
-def _tool_urls() -> Any:
-    from plugin.lti.dynamic_registration import ToolUrls
-
-    return ToolUrls(base=get_settings().base_url or request.host_url.rstrip("/"))
-
-
 @blueprint.get("/lti/canvas.json")
 def canvas_config() -> ResponseReturnValue:
     """Canvas developer key "Paste JSON": placements, deep linking, NRPS and AGS scopes."""
     from plugin.lti.dynamic_registration import SCOPES
 
-    urls = _tool_urls()
+    urls = tool_urls()
     placements = [
         {
             "placement": "course_navigation",
@@ -384,7 +383,7 @@ def canvas_config() -> ResponseReturnValue:
 @blueprint.get("/lti/moodle")
 def moodle_values() -> ResponseReturnValue:
     """The values a Moodle admin types into "Manage tools" > "configure a tool manually"."""
-    urls = _tool_urls()
+    urls = tool_urls()
     rows = [
         ("Tool name", "Preceptor"),
         ("Tool URL", urls.launch),
