@@ -265,7 +265,7 @@ def nrps(context_id: str) -> ResponseReturnValue:
         }
         for p in DEMO_LEARNERS
     ]
-    page = max(int(request.args.get("page", "1") or 1), 1)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)  # junk reads as page 1
     chunk = people[(page - 1) * NRPS_PAGE_SIZE : page * NRPS_PAGE_SIZE]
     url = f"{_platform_origin()}/dev/platform/nrps/{context_id}"
     headers = {"Content-Type": "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"}

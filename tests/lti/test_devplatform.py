@@ -138,3 +138,10 @@ def test_its_roster_service_pages_members_for_a_signed_tool_assertion(dev_app: F
         client.get("/dev/platform/nrps/dev-course-1", base_url="http://localhost:5000").status_code
         == 401
     )
+    junk = client.get(
+        "/dev/platform/nrps/dev-course-1?page=abc",
+        headers=headers,
+        base_url="http://localhost:5000",
+    )
+    assert junk.status_code == 200  # junk page numbers read as page 1, never a 500
+    assert junk.get_json()["members"] == first.get_json()["members"]
