@@ -24,8 +24,22 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from plugin import ops, web
     from plugin.crypto import Encryptor
     from plugin.db import Database
+    from plugin.followups import preference_views
+    from plugin.followups import views as followup_views
+    from plugin.insights import dashboard_views, feedback_views, queue_views
     from plugin.logs import configure_logging
+    from plugin.lti import deep_link_views as lti_deep_link_views
     from plugin.lti import views as lti_views
+    from plugin.meetings import connect_views, slot_views
+    from plugin.meetings import views as meeting_views
+    from plugin.programs import (
+        coordinator_views,
+        goal_views,
+        invitation_views,
+        mentoring_views,
+        participant_views,
+    )
+    from plugin.programs import views as program_views
 
     settings = config if isinstance(config, Settings) else load_settings(config)
     configure_logging(settings.log_level, settings.resolved_log_format)
@@ -59,10 +73,32 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(web.blueprint)
     app.register_blueprint(lti_views.blueprint)
+    app.register_blueprint(lti_deep_link_views.blueprint)
+    app.register_blueprint(program_views.blueprint)
+    app.register_blueprint(participant_views.blueprint)
+    app.register_blueprint(mentoring_views.blueprint)
+    app.register_blueprint(goal_views.blueprint)
+    app.register_blueprint(coordinator_views.blueprint)
+    app.register_blueprint(dashboard_views.blueprint)
+    app.register_blueprint(invitation_views.blueprint)
+    app.register_blueprint(meeting_views.blueprint)
+    app.register_blueprint(slot_views.blueprint)
+    app.register_blueprint(followup_views.blueprint)
+    app.register_blueprint(preference_views.blueprint)
+    app.register_blueprint(feedback_views.blueprint)
+    app.register_blueprint(queue_views.blueprint)
+    if settings.env == "development":
+        app.register_blueprint(followup_views.dev_blueprint)
+    app.register_blueprint(connect_views.blueprint)
+    from plugin.calendars.bridge import install_calendar_providers
+
+    install_calendar_providers(app)  # the meetings sync reaches Google, Outlook, CalDAV
     if settings.dev_platform_enabled:
+        from plugin.devplatform import services as devplatform_services
         from plugin.devplatform import views as devplatform_views
 
         app.register_blueprint(devplatform_views.blueprint)
+        app.register_blueprint(devplatform_services.blueprint)
     return app
 
 

@@ -7,7 +7,7 @@ says what to do and exit with status 2; they never print a traceback.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import click
 from flask import Flask
@@ -431,3 +431,91 @@ def platform_remove(ref: str, yes: bool) -> None:
             )
         remove_platform(session, item)
     click.echo(f"removed platform {ref}")
+
+
+@cli.group()
+def calendars() -> None:
+    """Calendar options for the whole institution."""
+
+
+@calendars.group("institution")
+def calendars_institution() -> None:
+    """Institution calendars: a Google service account or Microsoft app-only, per domain."""
+
+
+@calendars_institution.command("add")
+@click.option("--platform", "platform_ref", required=True, help="Platform number or issuer.")
+@click.option(
+    "--provider", type=click.Choice(["google", "microsoft"]), required=True, help="Service."
+)
+@click.option("--domain", required=True, help="E-mail domain it covers, e.g. med.example.edu.")
+@click.option(
+    "--key-file",
+    type=click.File("r"),
+    default=None,
+    help="Google only: the service account's JSON key (stored encrypted).",
+)
+@with_appcontext
+def institution_add(platform_ref: str, provider: str, domain: str, key_file: TextIO | None) -> None:
+    """Write meetings to everyone's calendar in DOMAIN without a sign-in each."""
+    from plugin.lti.errors import RegistrationError
+    from plugin.lti.registrations import find_platform
+    from plugin.meetings.institution import (
+        InstitutionCalendarError,
+        add_institution_calendar,
+        parse_service_account,
+    )
+
+    try:
+        key = parse_service_account(key_file.read()) if key_file is not None else None
+        with get_db().session_scope() as session:
+            item = find_platform(session, platform_ref)
+            institution, connected = add_institution_calendar(
+                session, platform=item, provider=provider, domain=domain, service_account=key
+            )
+            number, covered = institution.id, institution.domain
+    except (RegistrationError, InstitutionCalendarError) as exc:
+        raise OperatorError(str(exc)) from None
+    click.echo(
+        f"institution calendar {number}: {provider} for {covered}; "
+        f"{connected} participant{'s' if connected != 1 else ''} connected now"
+    )
+
+
+@calendars_institution.command("list")
+@with_appcontext
+def institution_list() -> None:
+    """Configured institution calendars (never their keys)."""
+    from plugin.meetings.institution import list_institution_calendars
+
+    with get_db().session_scope() as session:
+        rows = list_institution_calendars(session)
+    if not rows:
+        click.echo("no institution calendars")
+        return
+    for row in rows:
+        click.echo(
+            f"{row.id:>4}  platform {row.platform_id:<4} {row.provider:<10} {row.domain:<30} "
+            f"{row.connections} connected"
+        )
+
+
+@calendars_institution.command("remove")
+@click.argument("number", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def institution_remove(number: int, yes: bool) -> None:
+    """Stop writing through it; its people get e-mail invitations until they connect."""
+    from plugin.meetings.institution import remove_institution_calendar
+    from plugin.models import InstitutionCalendar
+
+    with get_db().session_scope() as session:
+        institution = session.get(InstitutionCalendar, number)
+        if institution is None:
+            raise OperatorError(
+                f"no institution calendar {number}; see `calendars institution list`"
+            )
+        if not yes:
+            click.confirm(f"Remove the institution calendar for {institution.domain}?", abort=True)
+        revoked = remove_institution_calendar(session, institution)
+    click.echo(f"removed institution calendar {number}; {revoked} connections revoked")

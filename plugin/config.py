@@ -79,6 +79,35 @@ class Settings(BaseSettings):
     dev_platform: bool | None = None
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_connect_timeout: int = Field(default=5, ge=1, le=120)
+    # Calendar providers (plugin/calendars). Endpoints are settable for national clouds and
+    # test servers; the client ids and secrets come from the Google Cloud / Entra app.
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_api_root: str = "https://www.googleapis.com"
+    google_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    google_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: SecretStr | None = None
+    #: Authority with tenant, e.g. https://login.microsoftonline.us/<tenant> for GCC High.
+    microsoft_authority: str = "https://login.microsoftonline.com/common"
+    microsoft_graph_root: str = "https://graph.microsoft.com/v1.0"
+    calendar_http_timeout: float = Field(default=30.0, gt=0, le=300)
+    #: Seconds a page waits for a connected calendar's free/busy before suggesting times
+    #: from declared availability alone (per request; token refresh plus request at most
+    #: twice this).
+    freebusy_timeout: float = Field(default=3.0, gt=0, le=30)
+    #: Seconds a person's free/busy is reused before their calendar is asked again.
+    freebusy_cache_seconds: int = Field(default=120, ge=0, le=3600)
+    #: Outgoing mail relay: smtp://[user:password@]host:port (add ?starttls=1 for STARTTLS) or
+    #: smtps://... (implicit TLS). Unset in development and test: mail goes to the /dev/mail
+    #: outbox only. Unset in production: follow-up e-mails fail with that reason, visibly.
+    smtp_url: SecretStr | None = None
+    #: The From address of follow-up e-mails (its domain also names Message-IDs).
+    mail_from: str = "Preceptor <preceptor@localhost>"
+    #: Per-person defaults a participant's NotificationPreference may override.
+    followup_daily_cap: int = Field(default=3, ge=1, le=50)
+    followup_quiet_start: str = Field(default="21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    followup_quiet_end: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
     @field_validator("database_url")
     @classmethod
@@ -112,6 +141,17 @@ class Settings(BaseSettings):
                     "is not a valid Fernet key (32 url-safe base64-encoded bytes)"
                 ) from None
         return SecretStr(",".join(keys))
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        if not value.get_secret_value().startswith(("smtp://", "smtps://")):
+            raise ValueError(
+                "must start with smtp:// or smtps://, e.g. smtp://relay.example.edu:587"
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -8,15 +8,18 @@ look one up themselves.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
 from flask import Flask, current_app, g, has_request_context
-from sqlalchemy import DateTime, Dialect, MetaData, create_engine, event
+from sqlalchemy import DateTime, Dialect, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -24,12 +27,21 @@ __all__ = [
     "Base",
     "Database",
     "UTCDateTime",
+    "begin_write",
+    "enum_column",
     "get_db",
+    "read_one",
     "request_session",
     "utcnow",
 ]
 
 EXTENSION_KEY = "preceptor.db"
+#: Execution option: on SQLite, begin the transaction with BEGIN IMMEDIATE (see begin_write).
+WRITE_INTENT = "preceptor_write_intent"
+#: A pooled PostgreSQL connection idle longer than this is pinged before use (see
+#: _ping_when_idle); one in steady use is not.
+PING_IDLE_AFTER = 5.0
+_LAST_USED = "preceptor_last_used"
 
 # Stable constraint names make Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -71,6 +83,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def enum_column(enum: type[StrEnum], length: int = 20) -> Enum:
+    """A column type for a StrEnum stored as its values in a VARCHAR (no native enum type).
+
+    VARCHAR keeps SQLite and PostgreSQL migrations identical and lets a new member be added
+    without an ALTER TYPE.
+    """
+    return Enum(
+        enum, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
+
+
 class Base(DeclarativeBase):
     """Declarative base of every model."""
 
@@ -94,7 +117,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        immediate = connection.get_execution_options().get(WRITE_INTENT, False)
+        # Straight to the driver: a statement through SQLAlchemy's execution machinery
+        # cost more than the BEGIN itself, on every request.
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> Engine:
@@ -106,15 +132,52 @@ def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> En
         engine = create_engine(url, connect_args={"timeout": connect_timeout}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         # Errors and logs must not carry row values (names, e-mails) into log files.
         hide_parameters=True,
         connect_args={"connect_timeout": connect_timeout, "application_name": "preceptor"},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle, and only for those.
+
+    ``pool_pre_ping`` pings on every checkout: one more round trip per request (a launch
+    made four with it, three without). Connections die while they sit idle (a database
+    restart, a failover, a firewall's idle timeout), so a connection checked in less than
+    PING_IDLE_AFTER seconds ago is used as is, and an older one is pinged and, if dead,
+    replaced (SQLAlchemy's recipe: DisconnectionError from a checkout handler). A
+    connection that dies in the seconds after its last use fails the one request that uses
+    it; SQLAlchemy then sees the disconnect and invalidates the whole pool.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_LAST_USED, 0.0) < PING_IDLE_AFTER:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+        except Exception as exc:  # any failure means: use another connection
+            name = type(exc).__name__
+            raise DisconnectionError(f"idle connection failed its ping ({name})") from exc
 
 
 class Database:
@@ -156,6 +219,46 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def begin_write(session: Session) -> None:
+    """Start the session's next transaction as one that will write (SQLite: BEGIN IMMEDIATE).
+
+    On SQLite in WAL mode a deferred transaction that has read and then writes after another
+    process committed fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT; the
+    busy timeout does not apply), so two web workers upserting rows at the same time made
+    500s. Taking the write lock at BEGIN makes the second writer wait its turn instead. Any
+    open transaction is committed first. PostgreSQL needs nothing: this is a no-op there.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={WRITE_INTENT: True})
+
+
+def read_one(session: Session, statement: Any, params: dict[str, Any]) -> Any:
+    """The one row ``statement`` finds (or None), with as few round trips as possible.
+
+    On PostgreSQL, when ``session`` has no transaction open yet, the statement runs alone
+    in autocommit mode (one statement sees one consistent snapshot): no BEGIN and no
+    COMMIT, two round trips fewer, and the session is left without a transaction again.
+    For a read that decides whether to write: whatever is written afterwards is read again
+    in its own transaction. Otherwise (SQLite, whose transactions cost no round trip; or a
+    transaction already open) it runs in the session's transaction as usual.
+    """
+    bind = session.get_bind()
+    if not (
+        isinstance(bind, Engine)
+        and bind.dialect.name == "postgresql"
+        and not session.in_transaction()
+    ):
+        return session.execute(statement, params).one_or_none()
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        return session.execute(statement, params).one_or_none()
+    finally:
+        session.commit()  # sends nothing; the connection goes back with its usual level
 
 
 def get_db(app: Flask | None = None) -> Database:

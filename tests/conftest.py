@@ -29,7 +29,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from plugin import create_app
 from plugin.config import normalise_database_url
@@ -104,6 +104,40 @@ def fresh_database_url(tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
 
 
+@pytest.fixture
+def committed_sessions(
+    fresh_database_url: str, is_postgres: bool
+) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated scratch PostgreSQL database whose commits are real.
+
+    For concurrency proofs (row locks, unique indexes under racing transactions), which
+    the rolled-back test transaction cannot show. Skips on SQLite.
+    """
+    if not is_postgres:
+        pytest.skip("row locks and unique indexes under concurrency are proved on PostgreSQL")
+    engine = create_engine(normalise_database_url(fresh_database_url))
+    upgrade(engine)
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
+
+
+def run_together(*calls: Callable[[], None], timeout: float = 30) -> None:
+    """Run each call in its own thread, released at the same moment by a barrier."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+
+    def start(call: Callable[[], None]) -> None:
+        barrier.wait()
+        call()
+
+    threads = [threading.Thread(target=start, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+
+
 # --- redis --------------------------------------------------------------------------------
 
 
@@ -145,6 +179,18 @@ def app_settings(**overrides: Any) -> dict[str, Any]:
     return base
 
 
+def close_app_http(application: Flask) -> None:
+    """Close the HTTP sessions an app keeps for its lifetime (keyset fetches, calendar
+    endpoints): a test's app is dropped, and an unclosed session would warn at a random
+    later garbage collection, in whichever test runs then."""
+    import requests
+
+    for value in [*application.extensions.values(), *application.config.values()]:
+        for candidate in (value, getattr(value, "http_client", None)):
+            if isinstance(candidate, requests.Session):
+                candidate.close()
+
+
 @pytest.fixture
 def app(database_url: str, redis_url: str, redis_conn: Redis, tmp_path: Path) -> Iterator[Flask]:
     """An app whose every session runs inside one rolled-back transaction."""
@@ -162,6 +208,7 @@ def app(database_url: str, redis_url: str, redis_conn: Redis, tmp_path: Path) ->
     outer.rollback()
     connection.close()
     database.dispose()
+    close_app_http(application)
 
 
 @pytest.fixture
@@ -178,6 +225,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     yield build
     for application in built:
         get_db(application).dispose()
+        close_app_http(application)
         redis = application.extensions.get("preceptor.redis")
         if redis is not None:
             redis.close()
@@ -323,14 +371,46 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[Any]:
-    """A headless Chromium driven by Playwright (never a browser Playwright downloads)."""
+def playwright_session() -> Iterator[Any]:
+    """The one Playwright driver of the run.
+
+    Playwright's sync API runs its own event loop in the main thread while a driver is
+    open, so a second ``sync_playwright()`` in the same run fails ("Sync API inside the
+    asyncio loop"): every browser fixture launches from this one.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str, playwright_session: Any) -> Iterator[Any]:
+    """A headless Chromium driven by Playwright (never a browser Playwright downloads)."""
+    instance = playwright_session.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+    yield instance
+    instance.close()
+
+
+#: axe-core impacts that fail a page; "minor" and "moderate" are reported, not failed.
+BLOCKING_IMPACTS = frozenset({"serious", "critical"})
+
+
+def accessibility_violations(target: Any) -> list[str]:
+    """Serious or critical axe-core violations on a Playwright page or frame, as lines.
+
+    Use as ``assert accessibility_violations(frame) == []`` so a failure lists each rule,
+    its impact and the offending elements.
+    """
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(target)
+    found: list[str] = []
+    for violation in results.response["violations"]:
+        if violation.get("impact") in BLOCKING_IMPACTS:
+            targets = [" ".join(map(str, node.get("target", []))) for node in violation["nodes"]]
+            found.append(f"{violation['id']} ({violation['impact']}): {', '.join(targets)}")
+    return found
 
 
 @contextmanager
@@ -388,3 +468,13 @@ def live_server(
     with serving(application) as port:
         yield LiveServer(app=application, port=port)
     get_db(application).dispose()
+    close_app_http(application)
+
+
+@pytest.fixture(autouse=True)
+def _close_loopback_sessions() -> Iterator[None]:
+    """Close the HTTP sessions tests gave the Graph fake's clients (see tests.fakes.graph)."""
+    yield
+    from tests.fakes.graph import close_loopback_sessions
+
+    close_loopback_sessions()

@@ -101,3 +101,17 @@ def test_text_and_links_meet_wcag_aa_contrast(
     for tag, foreground, background in pairs:
         assert contrast(foreground, background) >= 4.5, (tag, foreground, background)
     page.close()
+
+
+def test_axe_finds_no_serious_violation_on_the_error_page_and_does_find_a_planted_one(
+    browser: Any, live_server: LiveServer
+) -> None:
+    from tests.conftest import accessibility_violations
+
+    page = browser.new_page()
+    page.goto(live_server.url("/no-such-page"))
+    assert accessibility_violations(page) == []
+    # The check can fail: an unlabeled input is a serious violation axe must report.
+    page.evaluate("document.querySelector('main').append(document.createElement('input'))")
+    assert any(v.startswith("label") for v in accessibility_violations(page))
+    page.close()

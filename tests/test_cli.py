@@ -139,3 +139,29 @@ def test_secret_generators_print_usable_values(command: str, tmp_path: Path) -> 
         Fernet(value)
     else:
         assert len(value) >= 48
+
+
+def test_starting_the_app_does_not_import_the_matching_engines_numeric_stack(
+    tmp_path: Path,
+) -> None:
+    # Every web process, worker and command starts the app; NumPy, SciPy and scikit-learn
+    # cost seconds of imports and only a match round or mentor ranking needs them.
+    probe = (
+        "import sys\n"
+        "from plugin import create_app\n"
+        "create_app()\n"
+        "heavy = sorted(m for m in ('numpy', 'scipy', 'sklearn') if m in sys.modules)\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PRECEPTOR_")}
+    clean.update(dev_env(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "none"

@@ -93,3 +93,15 @@ def test_several_encryption_keys_rotate_with_the_first_primary() -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings = load_settings({**PRODUCTION, "encryption_key": f"{new}, {old}"})
     assert settings.fernet_keys() == [new, old]
+
+
+def test_smtp_url_must_be_an_smtp_url() -> None:
+    from plugin.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="PRECEPTOR_SMTP_URL must start with smtp://"):
+        load_settings({"env": "test", "smtp_url": "http://relay.example.edu"})
+    with pytest.raises(ConfigError, match="PRECEPTOR_FOLLOWUP_QUIET_START"):
+        load_settings({"env": "test", "followup_quiet_start": "25:00"})
+    settings = load_settings({"env": "test", "smtp_url": "smtps://u:p@relay.example.edu:465"})
+    assert settings.smtp_url is not None
+    assert "u:p" not in repr(settings)  # a relay password never reaches a log line

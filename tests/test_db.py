@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from plugin.db import Base, Database
+from plugin.db import Base, Database, begin_write
 from plugin.migrate import current_heads, script_heads, upgrade
 from plugin.models import Course, CourseMembership, Deployment, Platform, User
 
@@ -117,3 +118,107 @@ def test_utc_now_is_aware() -> None:
     from plugin.db import utcnow
 
     assert utcnow().tzinfo is UTC
+
+
+def test_a_writer_that_read_first_waits_for_another_process_instead_of_failing(
+    fresh_database_url: str,
+) -> None:
+    # Two web workers on the SQLite default: one reads, the other commits a write, then the
+    # first writes. A deferred transaction fails there at once ("database is locked").
+    database = Database(fresh_database_url)
+    upgrade(database.engine)
+    try:
+        with database.session() as first, database.session() as second:
+            first.scalar(select(Platform.id).limit(1))  # a launch's validation reads
+            make_platform(second, "https://moodle.example.edu")
+            second.commit()
+            begin_write(first)
+            make_platform(first, "https://canvas.example.edu")
+            first.commit()
+            assert len(first.scalars(select(Platform)).all()) == 2
+    finally:
+        database.dispose()
+
+
+def test_begin_write_takes_the_write_lock_on_sqlite(fresh_database_url: str) -> None:
+    database = Database(fresh_database_url)
+    if database.dialect_name != "sqlite":
+        pytest.skip("BEGIN IMMEDIATE is SQLite's; PostgreSQL needs nothing")
+    upgrade(database.engine)
+    try:
+        with database.session() as writer:
+            begin_write(writer)
+            other = database.engine.raw_connection()
+            try:
+                cursor = other.cursor()
+                cursor.execute("PRAGMA busy_timeout=0")
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    cursor.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+    finally:
+        database.dispose()
+
+
+def test_postgres_connections_are_pinged_only_after_sitting_idle(
+    database_url: str, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not is_postgres:
+        pytest.skip("connection pinging is for PostgreSQL's pool")
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from plugin import db as db_module
+
+    database = Database(database_url, pool_size=1)
+    admin = Database(database_url, pool_size=1)
+    try:
+
+        def backend() -> int:
+            with database.engine.connect() as connection:
+                return int(connection.scalar(text("SELECT pg_backend_pid()")) or 0)
+
+        def kill(pid: int) -> None:
+            with admin.engine.connect() as connection:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+        first = backend()
+        kill(first)
+        # Used moments ago: taken as is, so the request that uses it fails (the bound) ...
+        with pytest.raises(DBAPIError):
+            backend()
+        # ... and the pool, having seen the disconnect, starts over with a live connection.
+        second = backend()
+        assert second != first
+        kill(second)
+        # Idle longer than PING_IDLE_AFTER: pinged at checkout, found dead, replaced.
+        monkeypatch.setattr(db_module, "PING_IDLE_AFTER", 0.0)
+        third = backend()
+        assert third not in (first, second)
+    finally:
+        database.dispose()
+        admin.dispose()
+
+
+def test_read_one_runs_alone_in_autocommit_on_postgres(fresh_database_url: str) -> None:
+    from sqlalchemy import func
+
+    from plugin.db import read_one
+
+    database = Database(fresh_database_url, pool_size=1)
+    try:
+        if database.dialect_name != "postgresql":
+            pytest.skip("SQLite transactions cost no round trip; read_one uses the session's")
+        # In a transaction opened by BEGIN, now() (its start) is before the statement's own
+        # start; a statement run alone in autocommit is its own transaction.
+        alone = select(func.now() == func.statement_timestamp())
+        with database.session() as session:
+            assert read_one(session, alone, {}) == (True,)
+            assert not session.in_transaction()
+            # The pooled connection went back to its usual level: transactions again.
+            session.execute(select(1))
+            assert session.execute(alone).scalar() is False
+            # With a transaction open, read_one reads inside it.
+            assert read_one(session, alone, {}) == (False,)
+    finally:
+        database.dispose()

@@ -35,7 +35,9 @@ def test_dev_key_pair_is_created_once_private_and_encrypted(tmp_path: Path) -> N
     assert again.kid == key.kid
     assert key.path.stat().st_mode & 0o777 == 0o600
     assert b"ENCRYPTED PRIVATE KEY" in key.path.read_bytes()
-    with pytest.raises(ValueError, match=r"Bad decrypt|password"):
+    # A wrong passphrase usually fails the padding check ("Bad decrypt"); about 1 time in
+    # 256 the padding happens to look right and the garbage fails as ASN.1 instead.
+    with pytest.raises(ValueError, match=r"Bad decrypt|password|ASN\.1|deserialize"):
         load_private_key(key.path, "another secret")
 
 

@@ -19,6 +19,7 @@ __all__ = ["DevPlatform"]
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 
 
 @dataclass
@@ -71,6 +72,45 @@ class DevPlatform:
             claims[f"{CLAIM}context"] = {"id": context_id, "title": context_title, "label": "CS1"}
         if person:
             claims.update(person)
+        return claims
+
+    def deep_linking_claims(
+        self,
+        *,
+        nonce: str,
+        target_link_uri: str,
+        return_url: str,
+        sub: str = "teacher-1",
+        roles: list[str] | None = None,
+        context_id: str | None = "course-1",
+        context_title: str = "Clinical Skills I",
+        data: str | None = None,
+        accept_types: list[str] | None = None,
+        accept_multiple: bool = False,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """The claims of an LtiDeepLinkingRequest (an instructor adding the tool)."""
+        claims = self.resource_link_claims(
+            nonce=nonce,
+            target_link_uri=target_link_uri,
+            sub=sub,
+            roles=roles if roles is not None else [f"{MEMBERSHIP}Instructor"],
+            context_id=context_id,
+            context_title=context_title,
+            now=now,
+        )
+        del claims[f"{CLAIM}resource_link"]
+        claims[f"{CLAIM}message_type"] = "LtiDeepLinkingRequest"
+        settings: dict[str, Any] = {
+            "deep_link_return_url": return_url,
+            "accept_types": accept_types if accept_types is not None else ["ltiResourceLink"],
+            "accept_presentation_document_targets": ["iframe", "window"],
+            "accept_multiple": accept_multiple,
+            "auto_create": True,
+        }
+        if data is not None:
+            settings["data"] = data
+        claims[DL_SETTINGS] = settings
         return claims
 
     def sign(

@@ -26,11 +26,14 @@ from plugin.lti.platform_keys import PlatformKeys
 from plugin.lti.registrations import PlatformInput, add_platform
 from plugin.models import Platform
 
-__all__ = ["PERSONAS", "blueprint"]
+__all__ = ["PERSONAS", "blueprint", "launch_url_for"]
 
 blueprint = Blueprint("devplatform", __name__, url_prefix="/dev/platform")
 
 CLIENT_ID: Final = "preceptor-dev"
+NRPS_CLAIM: Final = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+AGS_CLAIM: Final = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+AGS_SCOPE: Final = "https://purl.imsglobal.org/spec/lti-ags/scope/"
 DEPLOYMENT_ID: Final = "dev-deployment-1"
 KEY_FILENAME: Final = "dev-platform-key.pem"
 
@@ -112,30 +115,49 @@ def _ensure_registered(platform: DevPlatform) -> Platform:
     return row
 
 
+def launch_url_for(persona: str, message_hint: str = "") -> str:
+    """The tool's login URL that starts a launch as ``persona`` (what an LMS link does)."""
+    tool = _swap_host(request.host_url)
+    return f"{tool}/lti/login?" + urlencode(
+        {
+            "iss": f"{_platform_origin()}/dev/platform",
+            "client_id": CLIENT_ID,
+            "login_hint": persona,
+            "lti_message_hint": message_hint or persona,
+            "target_link_uri": f"{tool}/lti/launch",
+            "lti_deployment_id": DEPLOYMENT_ID,
+            "lti_storage_target": "_parent",
+        }
+    )
+
+
 @blueprint.get("")
 def home() -> ResponseReturnValue:
     """The demo course page, framing the tool, with one launch button per persona."""
+    from plugin.devplatform.services import lineitems, placed_links, scores
+
     if request.host.startswith("127.0.0.1"):
         return redirect(f"{_swap_host(request.host_url)}{url_for('devplatform.home')}")
     platform = _platform()
     _ensure_registered(platform)
     tool = _swap_host(request.host_url)
-    launches = {
-        name: f"{tool}/lti/login?"
-        + urlencode(
-            {
-                "iss": platform.issuer,
-                "client_id": CLIENT_ID,
-                "login_hint": name,
-                "lti_message_hint": name,
-                "target_link_uri": f"{tool}/lti/launch",
-                "lti_deployment_id": DEPLOYMENT_ID,
-                "lti_storage_target": "_parent",
-            }
-        )
-        for name in PERSONAS
-    }
-    page = render_template("devplatform/home.html", launches=launches, tool_origin=tool)
+    launches = {name: launch_url_for(name) for name in PERSONAS}
+    links = [
+        (link, {name: launch_url_for(name, f"link:{link.id}") for name in PERSONAS})
+        for link in placed_links()
+    ]
+    gradebook = [
+        (item, scores(DEMO_COURSE, int(item["id"].rsplit("/", 1)[1])))
+        for item in lineitems(DEMO_COURSE)
+    ]
+    page = render_template(
+        "devplatform/home.html",
+        launches=launches,
+        deep_link=launch_url_for("faculty", "deeplink"),
+        links=links,
+        gradebook=gradebook,
+        tool_origin=tool,
+    )
     # This page plays the LMS: it frames the tool, which lives on the other host.
     policy = (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -165,20 +187,9 @@ def authorize() -> ResponseReturnValue:
         or not args.get("state")
     ):
         abort(400)
-    claims = platform.resource_link_claims(
-        nonce=args["nonce"],
-        target_link_uri=f"{tool}/lti/launch",
-        sub=persona["sub"],
-        roles=persona["roles"],
-        context_id="dev-course-1",
-        context_title="Clinical Skills I (demo)",
-        resource_link_id="dev-link-1",
-        person={k: persona[k] for k in ("name", "given_name", "email")},
-    )
-    claims["https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"] = {
-        "context_memberships_url": f"{_platform_origin()}/dev/platform/nrps/dev-course-1",
-        "service_versions": ["2.0"],
-    }
+    claims = _claims_for(platform, persona, args.get("lti_message_hint", ""), args["nonce"])
+    if claims is None:
+        abort(400)
     claims[f"{CLAIM}tool_platform"] = {
         "name": "Preceptor development LMS",
         "product_family_code": "preceptor-dev",
@@ -189,6 +200,60 @@ def authorize() -> ResponseReturnValue:
         id_token=platform.sign(claims),
         state=args["state"],
     )
+
+
+DEMO_COURSE: Final = "dev-course-1"
+
+
+def _claims_for(
+    platform: DevPlatform, persona: dict[str, Any], hint: str, nonce: str
+) -> dict[str, Any] | None:
+    """The id_token claims for what the person clicked: the course link, a placed link, or
+    "Add Preceptor to the course" (deep linking). None for a hint naming nothing."""
+    from plugin.devplatform.services import placed_link
+
+    origin = _platform_origin()
+    tool = _swap_host(request.host_url)
+    person = {k: persona[k] for k in ("name", "given_name", "email")}
+    common: dict[str, Any] = {
+        "nonce": nonce,
+        "target_link_uri": f"{tool}/lti/launch",
+        "sub": persona["sub"],
+        "roles": persona["roles"],
+        "context_id": DEMO_COURSE,
+        "context_title": "Clinical Skills I (demo)",
+    }
+    if hint == "deeplink":
+        claims = platform.deep_linking_claims(
+            return_url=f"{origin}/dev/platform/deep-link-return",
+            data=f"dev-{nonce[:8]}",
+            **common,
+        )
+        claims.update(person)
+        return claims
+    link_id = "dev-link-1"
+    custom: dict[str, str] = {}
+    lineitem = ""
+    if hint.startswith("link:"):
+        link = placed_link(hint.removeprefix("link:"))
+        if link is None:
+            return None
+        link_id, custom, lineitem = link.id, link.custom, link.lineitem
+    claims = platform.resource_link_claims(resource_link_id=link_id, person=person, **common)
+    claims[NRPS_CLAIM] = {
+        "context_memberships_url": f"{origin}/dev/platform/nrps/{DEMO_COURSE}",
+        "service_versions": ["2.0"],
+    }
+    if custom:
+        claims[f"{CLAIM}custom"] = custom
+    ags: dict[str, Any] = {
+        "scope": [f"{AGS_SCOPE}lineitem", f"{AGS_SCOPE}score", f"{AGS_SCOPE}result.readonly"],
+        "lineitems": f"{origin}/dev/platform/ags/{DEMO_COURSE}/lineitems",
+    }
+    if lineitem:
+        ags["lineitem"] = lineitem
+    claims[AGS_CLAIM] = ags
+    return claims
 
 
 #: Demo learners beyond the three personas, so rosters have pages and non-enrolled people.

@@ -17,27 +17,42 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import jwt
+import requests
 from pylti1p3.contrib.flask.message_launch import FlaskMessageLaunch
 from pylti1p3.contrib.flask.request import FlaskRequest
 
+from plugin.lti.deep_linking import DeepLinkingSettings
 from plugin.lti.errors import LaunchRefused
+from plugin.lti.jws import SegmentCheckedJWT
 from plugin.lti.platform_keys import PlatformKeys
 from plugin.lti.roles import CourseRole, course_roles
 from plugin.lti.state import LoginState, LoginStateStore
-from plugin.lti.tool_conf import DatabaseToolConf
+from plugin.lti.tool_conf import DatabaseToolConf, registration_for
 from plugin.models import Deployment, Platform
 
-__all__ = ["CLAIM", "RULES", "LaunchInput", "PreceptorLaunch", "ValidatedLaunch"]
+__all__ = [
+    "CLAIM",
+    "DEEP_LINKING",
+    "DEEP_LINKING_SETTINGS",
+    "RESOURCE_LINK",
+    "RULES",
+    "LaunchInput",
+    "PreceptorLaunch",
+    "ValidatedLaunch",
+]
 
 CLAIM: Final = "https://purl.imsglobal.org/spec/lti/claim/"
 #: Clock skew accepted on exp and iat, in seconds.
 LEEWAY: Final = 10
 #: A token issued longer ago than this is refused even if its exp is later (Moodle: 60 s).
 MAX_TOKEN_AGE: Final = 600
+#: PyJWT with a faster, equally strict segment check (see plugin.lti.jws); holds no state.
+_JWT: Final = SegmentCheckedJWT()
 RESOURCE_LINK: Final = "LtiResourceLinkRequest"
 DEEP_LINKING: Final = "LtiDeepLinkingRequest"
 DATA_PRIVACY: Final = "LtiDataPrivacyLaunchRequest"
 MESSAGE_TYPES: Final = frozenset({RESOURCE_LINK, DEEP_LINKING, DATA_PRIVACY})
+DEEP_LINKING_SETTINGS: Final = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 
 #: Every rule, in the order it runs, with the reason code it refuses with.
 RULES: Final = (
@@ -59,6 +74,7 @@ RULES: Final = (
     ("target_link_uri", "target_link_uri_foreign"),
     ("subject", "sub_missing"),
     ("resource_link", "resource_link_missing"),
+    ("deep_linking_settings", "deep_linking_settings_invalid"),
 )
 
 
@@ -119,6 +135,7 @@ class PreceptorLaunch(FlaskMessageLaunch):
         states: LoginStateStore,
         launch_urls: frozenset[str],
         now: float | None = None,
+        http: requests.Session | None = None,
     ) -> None:
         request = FlaskRequest(  # type: ignore[no-untyped-call]
             cookies={},
@@ -126,7 +143,8 @@ class PreceptorLaunch(FlaskMessageLaunch):
             request_data={"id_token": launch.id_token, "state": launch.state},
             request_is_secure=True,
         )
-        super().__init__(request, tool_conf)  # type: ignore[no-untyped-call]
+        # pylti1p3 builds a requests.Session per launch unless given one (for services).
+        super().__init__(request, tool_conf, requests_session=http)  # type: ignore[no-untyped-call]
         self._input = launch
         self._conf = tool_conf
         self._keys = keys
@@ -134,8 +152,15 @@ class PreceptorLaunch(FlaskMessageLaunch):
         self._launch_urls = launch_urls
         self._now = now
         self._platform: Platform | None = None
+        #: The registrations' generation the platform row was read at (see registration_cache).
+        self._generation: str | None = None
         self._deployment: Deployment | None = None
+        self._known_deployment: Deployment | None = None
         self._login: LoginState | None = None
+        #: The login the state named, once the state rule consumed it (set even when a later
+        #: check refuses: the new-window fallback starts that login again).
+        self.consumed_login: LoginState | None = None
+        self._nonce_recorded = False
 
     # pylti1p3 calls validate() lazily from its getters; ours runs once, explicitly.
     def validate(self) -> PreceptorLaunch:
@@ -156,6 +181,7 @@ class PreceptorLaunch(FlaskMessageLaunch):
         self._rule_target_link_uri()
         self._rule_subject()
         self._rule_resource_link()
+        self._rule_deep_linking_settings()
         self._validated = True
         return self
 
@@ -200,7 +226,7 @@ class PreceptorLaunch(FlaskMessageLaunch):
         if not isinstance(kid, str) or not kid:
             raise _refuse("kid_missing", "the id_token names no signing key (kid)")
 
-    def _rule_registration_and_audience(self) -> None:
+    def _rule_registration_and_audience(self, *, fresh: bool = False) -> None:
         body = self._body()
         iss = body.get("iss")
         aud = body.get("aud")
@@ -222,8 +248,13 @@ class PreceptorLaunch(FlaskMessageLaunch):
             client_id = audiences[0]
             if azp is not None and azp != client_id:
                 raise _refuse("azp_mismatch", "azp does not match aud")
-        platform = self._conf.platform(iss, client_id)
-        if platform is None:
+        # The deployment named in the (not yet verified) token is read in the same query; the
+        # deployment rule decides about it after the signature, nonce and state rules.
+        claimed = body.get(f"{CLAIM}deployment_id")
+        found = self._conf.registration(
+            iss, client_id, claimed if isinstance(claimed, str) else "", fresh=fresh
+        )
+        if found is None:
             if self._conf.platform_for_issuer_exists(iss):
                 raise _refuse(
                     "aud_mismatch", "the id_token is for a client id not registered for this issuer"
@@ -234,8 +265,9 @@ class PreceptorLaunch(FlaskMessageLaunch):
                 403,
                 advice="Ask your administrator to install Preceptor for this LMS.",
             )
-        self._platform = platform
-        self._registration = self._conf.find_registration_by_params(iss, client_id)
+        self._platform, self._known_deployment = found.platform, found.deployment
+        self._generation = found.generation
+        self._registration = registration_for(self._platform)
 
     def _rule_signature_and_times(self) -> None:
         assert self._platform is not None
@@ -244,7 +276,7 @@ class PreceptorLaunch(FlaskMessageLaunch):
         try:
             # PyJWT verifies the signature, aud (any entry) and iss, and requires exp and iat;
             # their times are checked below against our clock, with LEEWAY.
-            body = jwt.decode(
+            body = _JWT.decode(
                 self._input.id_token,
                 key,
                 algorithms=["RS256"],
@@ -288,10 +320,29 @@ class PreceptorLaunch(FlaskMessageLaunch):
     def _rule_state(self) -> None:
         if not self._input.state:
             raise _refuse("state_missing", "the launch carried no state", 400)
-        login = self._states.consume(self._input.state)
+        assert self._platform is not None
+        # The state is consumed and, if its login sent the token's nonce, that nonce is
+        # recorded as used, in one Redis round trip; the nonce rule below reads the verdict.
+        # (Recording it before the browser check spends nothing usable: the state is gone.)
+        # The same round trip reads the registrations' generation: if a registration changed
+        # since the process read the one used above, the rules so far run again on fresh rows.
+        nonce = self._body().get("nonce")
+        watch = self._conf.generation_key
+        consumed = self._states.consume_launch(
+            self._input.state,
+            self._platform.issuer,
+            nonce if isinstance(nonce, str) else "",
+            int(float(self._body()["exp"]) - self._clock()) + LEEWAY,
+            watch=watch,
+        )
+        login, self._nonce_recorded = consumed.login, consumed.nonce_recorded
+        if watch is not None and consumed.watched != self._generation:
+            self._rule_registration_and_audience(fresh=True)
+            self._rule_signature_and_times()
+        assert self._platform is not None
         if login is None:
             raise _refuse("state_unknown", "this launch was not started here, or took too long")
-        assert self._platform is not None
+        self.consumed_login = login
         if login.iss != self._platform.issuer or login.client_id != self._platform.client_id:
             raise _refuse("state_mismatch", "the launch's state belongs to another platform")
         # Bound to the browser that logged in: the secret came back from its cookie or from
@@ -315,17 +366,14 @@ class PreceptorLaunch(FlaskMessageLaunch):
             raise _refuse("nonce_missing", "the id_token has no nonce")
         if not hmac.compare_digest(nonce, self._login.nonce):
             raise _refuse("nonce_mismatch", "the id_token's nonce is not the one this login sent")
-        lifetime = int(float(self._body()["exp"]) - self._clock()) + LEEWAY
-        if not self._states.use_nonce(self._platform.issuer, nonce, lifetime):
+        if not self._nonce_recorded:
             raise _refuse("nonce_replayed", "this launch was already used")
 
     def _rule_deployment_known(self) -> None:
         assert self._platform is not None
         deployment_id = self._body().get(f"{CLAIM}deployment_id")
         deployment = (
-            self._conf.deployment(self._platform.issuer, self._platform.client_id, deployment_id)
-            if isinstance(deployment_id, str) and deployment_id
-            else None
+            self._known_deployment if isinstance(deployment_id, str) and deployment_id else None
         )
         if (
             deployment is None
@@ -362,7 +410,8 @@ class PreceptorLaunch(FlaskMessageLaunch):
             )
 
     def _rule_subject(self) -> None:
-        if self._body().get(f"{CLAIM}message_type") == RESOURCE_LINK:
+        # A deep link is made by someone too: the picker needs to know who.
+        if self._body().get(f"{CLAIM}message_type") in (RESOURCE_LINK, DEEP_LINKING):
             sub = self._body().get("sub")
             if not isinstance(sub, str) or not sub.strip():
                 raise _refuse("sub_missing", "the launch does not say who the person is", 400)
@@ -372,6 +421,16 @@ class PreceptorLaunch(FlaskMessageLaunch):
             link = self._body().get(f"{CLAIM}resource_link")
             if not isinstance(link, dict) or not link.get("id"):
                 raise _refuse("resource_link_missing", "the launch names no resource link", 400)
+
+    def _rule_deep_linking_settings(self) -> None:
+        if self._body().get(f"{CLAIM}message_type") != DEEP_LINKING:
+            return
+        if DeepLinkingSettings.from_claim(self._body().get(DEEP_LINKING_SETTINGS)) is None:
+            raise _refuse(
+                "deep_linking_settings_invalid",
+                "the deep linking request has no valid deep_linking_settings",
+                400,
+            )
 
     # pylti1p3 would cache the launch in the Flask session (a cookie); ours lives in the
     # database and the launch token instead.

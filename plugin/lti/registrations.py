@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from plugin.lti.errors import RegistrationError
+from plugin.lti.registration_cache import registrations_changed
 from plugin.models import Deployment, Platform
 
 __all__ = [
@@ -93,6 +94,7 @@ def add_platform(
     )
     session.add(platform)
     session.flush()
+    registrations_changed(session)
     return platform
 
 
@@ -122,3 +124,5 @@ def remove_platform(session: Session, platform: Platform) -> None:
     """Delete a registration and, through the cascade, its deployments and courses."""
     session.delete(platform)
     session.flush()
+    # Web processes remember registrations; the commit tells them this one is gone.
+    registrations_changed(session)

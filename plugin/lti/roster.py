@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Final, cast
+from urllib.parse import urlencode
 
 import requests
 from pylti1p3.exception import LtiServiceException
 from pylti1p3.names_roles import NamesRolesProvisioningService
-from pylti1p3.service_connector import ServiceConnector
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.db import utcnow
 from plugin.lti.errors import LtiError
-from plugin.lti.tool_conf import registration_for
-from plugin.lti.tool_keys import ensure_signing_key
-from plugin.models import Course, CourseMembership, MembershipSource, Platform, User
+from plugin.lti.services import service_connector
+from plugin.models import Course, CourseMembership, MembershipSource, Platform, Program, User
 
-__all__ = ["NRPS_CLAIM", "RosterError", "RosterReport", "sync_roster"]
+__all__ = ["NRPS_CLAIM", "RosterError", "RosterReport", "sync_link_roster", "sync_roster"]
 
 NRPS_CLAIM: Final = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 #: Users looked up per query while matching a roster (bounded IN lists).
@@ -50,7 +49,7 @@ class RosterReport:
 def _fetch_members(
     session: Session, platform: Platform, url: str, http: requests.Session
 ) -> list[dict[str, Any]]:
-    connector = ServiceConnector(registration_for(platform, ensure_signing_key(session)), http)
+    connector = service_connector(session, platform, http)
     service = NamesRolesProvisioningService(connector, {"context_memberships_url": url})
     try:
         members = cast(list[dict[str, Any]], service.get_members())
@@ -59,14 +58,16 @@ def _fetch_members(
     return members
 
 
-def sync_roster(session: Session, course_id: int, http: requests.Session) -> RosterReport:
-    """Pull the course's roster and bring memberships in line with it."""
-    course = session.get(Course, course_id)
-    if course is None or not course.nrps_url:
-        return RosterReport(0, 0, 0)
-    platform = course.deployment.platform
-    members = _fetch_members(session, platform, course.nrps_url, http)
+def _with_rlid(url: str, resource_link_id: str) -> str:
+    # NRPS 2.0: ?rlid= limits the roster to the members who can see that resource link.
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{urlencode({'rlid': resource_link_id})}"
 
+
+def _upsert_members(
+    session: Session, course: Course, platform: Platform, members: list[dict[str, Any]]
+) -> tuple[dict[str, User], dict[str, CourseMembership], set[str], int]:
+    """Users and course memberships for ``members``; (users, memberships, seen subs, added)."""
     existing = {
         m.user.sub: m
         for m in session.scalars(
@@ -97,7 +98,9 @@ def sync_roster(session: Session, course_id: int, http: requests.Session) -> Ros
                 setattr(user, claim, value.strip()[:255])
         membership = existing.get(sub)
         if membership is None:
-            membership = CourseMembership(course=course, user=user, source=MembershipSource.ROSTER)
+            membership = existing[sub] = CourseMembership(
+                course=course, user=user, source=MembershipSource.ROSTER
+            )
             session.add(membership)
             added += 1
         roles = member.get("roles")
@@ -105,11 +108,44 @@ def sync_roster(session: Session, course_id: int, http: requests.Session) -> Ros
             [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
         )
         membership.active = str(member.get("status", "Active")) in ACTIVE_STATUSES
+    return users, existing, seen, added
+
+
+def sync_roster(session: Session, course_id: int, http: requests.Session) -> RosterReport:
+    """Pull the course's roster and bring memberships in line with it."""
+    course = session.get(Course, course_id)
+    if course is None or not course.nrps_url:
+        return RosterReport(0, 0, 0)
+    platform = course.deployment.platform
+    members = _fetch_members(session, platform, course.nrps_url, http)
+    _, memberships, seen, added = _upsert_members(session, course, platform, members)
     deactivated = 0
-    for sub, membership in existing.items():
+    for sub, membership in memberships.items():
         if sub not in seen and membership.active:
             membership.active = False  # left the course
             deactivated += 1
     course.roster_synced_at = utcnow()
     session.flush()
     return RosterReport(members=len(seen), added=added, deactivated=deactivated)
+
+
+def sync_link_roster(session: Session, program_id: int, http: requests.Session) -> RosterReport:
+    """Pull the members of the program's resource link (NRPS ``rlid``) into the program.
+
+    The course-level pull stays the source of who is in the course; this one records who
+    can see the program's link (``Program.link_member_ids``) and deactivates no one.
+    """
+    program = session.get(Program, program_id)
+    if program is None or not program.resource_link_id or not program.course.nrps_url:
+        return RosterReport(0, 0, 0)
+    course = program.course
+    platform = course.deployment.platform
+    url = _with_rlid(course.nrps_url, program.resource_link_id)
+    members = _fetch_members(session, platform, url, http)
+    users, _, seen, added = _upsert_members(session, course, platform, members)
+    session.flush()
+    active = {m["user_id"] for m in members if str(m.get("status", "Active")) in ACTIVE_STATUSES}
+    program.link_member_ids = sorted(users[sub].id for sub in seen if sub in active)
+    program.link_roster_synced_at = utcnow()
+    session.flush()
+    return RosterReport(members=len(seen), added=added, deactivated=0)

@@ -35,8 +35,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+_SERIALIZER_KEY: Final = "preceptor.launch_token_serializer"
+
+
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+    # One per app and secret, built on first use instead of on every launch and page.
+    secret = current_app.config["SECRET_KEY"]
+    cached: tuple[str, URLSafeTimedSerializer] | None = current_app.extensions.get(_SERIALIZER_KEY)
+    if cached is None or cached[0] != secret:
+        cached = (secret, URLSafeTimedSerializer(secret, salt=_SALT))
+        current_app.extensions[_SERIALIZER_KEY] = cached
+    return cached[1]
 
 
 def issue_launch_token(identity: LaunchIdentity) -> str:

@@ -13,11 +13,28 @@ from typing import Final, cast
 
 from redis import Redis
 
-__all__ = ["LoginState", "LoginStateStore"]
+__all__ = [
+    "COOKIE_STATE",
+    "STORAGE_STATE",
+    "ConsumedLaunch",
+    "LoginState",
+    "LoginStateStore",
+    "offered_storage",
+]
 
 #: Seconds between login and launch a person may take (the platform's login page included).
 STATE_TTL: Final = 600
 _PREFIX: Final = "preceptor:lti"
+#: Every state starts with one of these, saying whether its login offered LTI platform
+#: storage: the launch of a cookie-only login then needs no look at the stored login before
+#: validation (one Redis round trip less on most launches).
+STORAGE_STATE: Final = "s."
+COOKIE_STATE: Final = "c."
+
+
+def offered_storage(state: str) -> bool:
+    """Whether the login behind ``state`` may have offered platform storage (unknown: yes)."""
+    return not state.startswith(COOKIE_STATE)
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,18 @@ class LoginState:
     lti_message_hint: str = ""
 
 
+@dataclass(frozen=True)
+class ConsumedLaunch:
+    """What :meth:`LoginStateStore.consume_launch` found, in its one round trip."""
+
+    #: The login behind the state (None if unknown); the state is used up either way.
+    login: LoginState | None
+    #: Whether the token's nonce was recorded as used now (False: replayed, or not its login's).
+    nonce_recorded: bool
+    #: The value of the watched key at that moment (None if unset or none was watched).
+    watched: str | None
+
+
 class LoginStateStore:
     """Issues, consumes and replays-protects OIDC login state."""
 
@@ -55,7 +84,7 @@ class LoginStateStore:
         lti_message_hint: str = "",
     ) -> LoginState:
         login = LoginState(
-            state=secrets.token_urlsafe(32),
+            state=(STORAGE_STATE if storage_target else COOKIE_STATE) + secrets.token_urlsafe(32),
             nonce=secrets.token_urlsafe(32),
             iss=iss,
             client_id=client_id,
@@ -80,5 +109,57 @@ class LoginStateStore:
 
     def use_nonce(self, iss: str, nonce: str, lifetime: int) -> bool:
         """Record a nonce as used; False if it was used before (a replay)."""
-        key = f"{_PREFIX}:nonce:{iss}:{nonce}"
-        return bool(self._redis.set(key, 1, nx=True, ex=max(lifetime, 60)))
+        return bool(self._redis.set(_nonce_key(iss, nonce), 1, nx=True, ex=max(lifetime, 60)))
+
+    def consume_with_nonce(
+        self, state: str, iss: str, nonce: str, lifetime: int
+    ) -> tuple[LoginState | None, bool]:
+        """:meth:`consume` and, if that login sent ``nonce``, :meth:`use_nonce`: one round trip.
+
+        Returns the login (None if unknown) and whether the nonce was recorded now: False
+        if it was used before (a replay) or is not this login's (then nothing is recorded,
+        so a token cannot be spent through a state that is not its own).
+        """
+        found = self.consume_launch(state, iss, nonce, lifetime)
+        return found.login, found.nonce_recorded
+
+    def consume_launch(
+        self, state: str, iss: str, nonce: str, lifetime: int, *, watch: str | None = None
+    ) -> ConsumedLaunch:
+        """:meth:`consume_with_nonce`, also reading the key ``watch`` in the same round trip.
+
+        The launch watches the registrations' generation (``plugin.lti.registration_cache``)
+        to learn, at no extra cost, whether a registration it read from memory has changed.
+        """
+        script = self._redis.register_script(_CONSUME_WITH_NONCE)
+        keys = [f"{_PREFIX}:state:{state}", _nonce_key(iss, nonce)]
+        raw, recorded, watched = script(
+            keys=[*keys, watch] if watch else keys, args=[nonce, max(lifetime, 60)]
+        )
+        return ConsumedLaunch(
+            login=None if raw is None else LoginState(**json.loads(raw)),
+            nonce_recorded=recorded == 1,
+            watched=watched.decode() if isinstance(watched, bytes) else watched,
+        )
+
+
+def _nonce_key(iss: str, nonce: str) -> str:
+    return f"{_PREFIX}:nonce:{iss}:{nonce}"
+
+
+#: GETDEL the state; SET NX EX the nonce only if the stored login sent that very nonce; and
+#: GET the watched key (KEYS[3]) if one is given. Returns {login or false, 0/1, value or false}.
+_CONSUME_WITH_NONCE: Final = """
+local watched = false
+if KEYS[3] then watched = redis.call('GET', KEYS[3]) end
+local login = redis.call('GETDEL', KEYS[1])
+if not login then return {false, 0, watched} end
+local ok, stored = pcall(cjson.decode, login)
+if not ok or type(stored) ~= 'table' or ARGV[1] == '' or stored['nonce'] ~= ARGV[1] then
+  return {login, 0, watched}
+end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[2])) then
+  return {login, 1, watched}
+end
+return {login, 0, watched}
+"""

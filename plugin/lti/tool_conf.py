@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -9,9 +10,11 @@ from pylti1p3.contrib.flask.request import FlaskRequest
 from pylti1p3.deployment import Deployment as LtiDeployment
 from pylti1p3.registration import Registration
 from pylti1p3.tool_config.abstract import ToolConfAbstract
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
+from plugin.db import begin_write
+from plugin.lti.registration_cache import GENERATION_KEY, FoundRegistration, RegistrationCache
 from plugin.models import Deployment, Platform, ToolKey
 
 __all__ = ["DatabaseToolConf", "registration_for"]
@@ -38,14 +41,63 @@ def registration_for(platform: Platform, tool_key: ToolKey | None = None) -> Reg
     return registration
 
 
+@cache
+def _platform_and_deployment_query() -> Select[Platform, Deployment]:
+    # Built once per process: constructing a statement costs more than running it.
+    return (
+        select(Platform, Deployment)
+        .outerjoin(
+            Deployment,
+            and_(
+                Deployment.platform_id == Platform.id,
+                Deployment.deployment_id == bindparam("deployment_id"),
+            ),
+        )
+        .where(Platform.issuer == bindparam("iss"), Platform.client_id == bindparam("client_id"))
+        # A launch that re-reads its registration (it changed) may hold the remembered rows
+        # under the same primary keys already: the database's values must win.
+        .execution_options(populate_existing=True)
+    )
+
+
 class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
     """Registrations and deployments read from the ``platform`` and ``deployment`` tables.
 
     Always "many client ids per issuer": Canvas Cloud uses one issuer for every school.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, cache: RegistrationCache | None = None) -> None:
         self._session = session
+        self._cache = cache
+
+    @property
+    def generation_key(self) -> str | None:
+        """The Redis key whose change means remembered registrations are stale (None: no cache)."""
+        return GENERATION_KEY if self._cache is not None else None
+
+    def registration(
+        self, iss: str, client_id: str, deployment_id: str, *, fresh: bool = False
+    ) -> FoundRegistration | None:
+        """:meth:`platform_and_deployment`, from the process's cache when it has them.
+
+        ``fresh``: forget what the process remembers and read the database.
+        """
+        if self._cache is not None:
+            if fresh:
+                self._cache.forget()
+            else:
+                recalled = self._cache.recall(self._session, iss, client_id, deployment_id)
+                if recalled is not None:
+                    return recalled
+        # Read the generation before the rows: a change committed after this read moves it.
+        generation = self._cache.generation() if self._cache is not None else None
+        found = self.platform_and_deployment(iss, client_id, deployment_id)
+        if found is None:
+            return None
+        registration = FoundRegistration(found[0], found[1], generation)
+        if self._cache is not None:
+            self._cache.remember(registration)
+        return registration
 
     def check_iss_has_one_client(self, iss: str) -> bool:
         return False
@@ -58,6 +110,19 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
         return self._session.scalar(
             select(Platform).where(Platform.issuer == iss, Platform.client_id == client_id)
         )
+
+    def platform_and_deployment(
+        self, iss: str, client_id: str, deployment_id: str
+    ) -> tuple[Platform, Deployment | None] | None:
+        """Our model for (iss, client_id) and its deployment ``deployment_id``, in one query.
+
+        None when the platform is unknown; (platform, None) when the deployment is.
+        """
+        row = self._session.execute(
+            _platform_and_deployment_query(),
+            {"iss": iss, "client_id": client_id, "deployment_id": deployment_id},
+        ).one_or_none()
+        return None if row is None else (row[0], row[1])
 
     def platform_for_issuer_exists(self, iss: str) -> bool:
         """Whether any client id is registered for ``iss``."""
@@ -87,6 +152,7 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
         """Record a new deployment of ``platform`` (safe if two launches race)."""
         from sqlalchemy.exc import IntegrityError
 
+        begin_write(self._session)  # SQLite: first launches of a new deployment arrive together
         try:
             with self._session.begin_nested():
                 row = Deployment(platform_id=platform.id, deployment_id=deployment_id)

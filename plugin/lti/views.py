@@ -9,10 +9,10 @@ import requests
 from flask import (
     Blueprint,
     Response,
-    abort,
     current_app,
     g,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -26,16 +26,18 @@ from plugin import get_settings
 from plugin.db import request_session
 from plugin.jobs import get_redis
 from plugin.logs import get_logger
+from plugin.lti.deep_link_views import start_deep_linking
 from plugin.lti.dynamic_registration import ToolUrls
 from plugin.lti.errors import LaunchRefused
-from plugin.lti.launch import LaunchInput, PreceptorLaunch
+from plugin.lti.launch import DATA_PRIVACY, DEEP_LINKING, LaunchInput, PreceptorLaunch
+from plugin.lti.placement import open_program
 from plugin.lti.platform_keys import PlatformKeys
-from plugin.lti.provisioning import record_launch
-from plugin.lti.roles import CourseRole
-from plugin.lti.session import current_identity, issue_launch_token, launch_required
-from plugin.lti.state import STATE_TTL, LoginState, LoginStateStore
+from plugin.lti.provisioning import record_launch_and_link
+from plugin.lti.registration_cache import registration_cache
+from plugin.lti.session import issue_launch_token
+from plugin.lti.state import STATE_TTL, LoginState, LoginStateStore, offered_storage
 from plugin.lti.tool_conf import DatabaseToolConf
-from plugin.models import Course, Platform
+from plugin.models import Platform
 
 __all__ = ["blueprint"]
 
@@ -209,8 +211,10 @@ def launch() -> ResponseReturnValue:
     from_storage = request.form.get("lti_storage_value")
     cookie = request.cookies.get(_state_cookie(state), "") if state else ""
     states = LoginStateStore(get_redis())
-    login = states.peek(state) if state else None
-    if from_storage is None and login is not None and login.storage_target:
+    # Only a login that offered platform storage may need the storage step first.
+    needs_look = bool(state) and from_storage is None and offered_storage(state)
+    login = states.peek(state) if needs_look else None
+    if login is not None and login.storage_target:
         # The platform offered storage at login: read the secret back from it (the cookie,
         # if the browser kept one, is only the fallback), then post again.
         platform_row = request_session().scalar(
@@ -232,18 +236,21 @@ def launch() -> ResponseReturnValue:
     session = request_session()
     message = PreceptorLaunch(
         data,
-        DatabaseToolConf(session),
+        DatabaseToolConf(session, registration_cache()),
         keys=PlatformKeys(get_redis(), _http()),
         states=states,
         launch_urls=frozenset({launch_url()}),
+        http=_http(),
     )
     try:
         validated = message.result()
     except LaunchRefused as exc:
-        if exc.code == "browser_unverified" and login is not None:
-            return _new_window(login, exc)
+        if exc.code == "browser_unverified" and message.consumed_login is not None:
+            return _new_window(message.consumed_login, exc)
         return _refusal(exc)
-    identity = record_launch(session, validated)
+    recorded = record_launch_and_link(session, validated)
+    identity = recorded.identity
+    program = open_program(session, validated, recorded)
     session.commit()
     log.info(
         "lti.launch",
@@ -253,15 +260,22 @@ def launch() -> ResponseReturnValue:
         via="platform_storage" if from_storage else "cookie",
     )
     token = issue_launch_token(identity)
-    if identity.course_id is None:
-        body = render_template("launch_no_course.html")
+    if validated.message_type == DEEP_LINKING:
+        response = make_response(start_deep_linking(validated, identity, token))
+    elif identity.course_id is None:
+        response = Response(render_template("launch_no_course.html"))
+    elif validated.message_type == DATA_PRIVACY:
+        # The platform's "my data" entry: the person's privacy page(s) in this course.
+        home = url_for("participant.course_privacy", course_id=identity.course_id)
+        response = Response(render_template("launch_landing.html", token=token, home=home))
     else:
-        body = render_template(
-            "launch_landing.html",
-            token=token,
-            home=url_for("lti.course_home", course_id=identity.course_id),
+        # A linked program opens straight away; otherwise the course's programs.
+        home = (
+            url_for("programs.program_home", program_id=program.id)
+            if program is not None
+            else url_for("programs.course_home", course_id=identity.course_id)
         )
-    response = Response(body)
+        response = Response(render_template("launch_landing.html", token=token, home=home))
     response.delete_cookie(_state_cookie(state), **STATE_COOKIE)
     return response
 
@@ -280,25 +294,6 @@ def _new_window(login: LoginState, exc: LaunchRefused) -> tuple[str, int]:
     return render_template(
         "lti_new_window.html", url=f"{url_for('lti.login')}?{urlencode(query)}"
     ), exc.status
-
-
-@blueprint.get("/courses/<int:course_id>/")
-@launch_required
-def course_home(course_id: int) -> ResponseReturnValue:
-    """The course's Preceptor home (programs arrive with the programs issue)."""
-    course = request_session().get(Course, course_id)
-    if course is None:
-        abort(404)
-    identity = current_identity()
-    labels = {
-        CourseRole.INSTRUCTOR: "instructor",
-        CourseRole.TEACHING_ASSISTANT: "teaching assistant",
-        CourseRole.CONTENT_DEVELOPER: "course designer",
-        CourseRole.LEARNER: "learner",
-        CourseRole.ADMINISTRATOR: "administrator",
-    }
-    roles = sorted(labels[r] for r in identity.roles)
-    return render_template("course_home.html", course=course, roles=roles)
 
 
 @blueprint.get("/lti/register/<invite>")

@@ -16,12 +16,21 @@ from werkzeug.test import TestResponse
 from werkzeug.wrappers import Request, Response
 
 from plugin.devplatform.signer import DevPlatform
+from plugin.lti import platform_keys
 from plugin.lti.registrations import PlatformInput, add_platform
-from tests.conftest import serving
+from tests.conftest import CHROMIUM_ARGS, serving
 
 #: The tool's address in tests (https: the state cookie is Secure, as in production).
 TOOL = "https://tool.test"
 LAUNCH_URL = f"{TOOL}/lti/launch"
+
+
+@pytest.fixture(autouse=True)
+def _forget_recent_keysets() -> Iterator[None]:
+    """Each test starts without the keysets an earlier test's launches left in memory."""
+    platform_keys._recent.clear()
+    yield
+    platform_keys._recent.clear()
 
 
 @dataclass
@@ -149,3 +158,15 @@ def launch_token(response: TestResponse) -> str:
 def home_path(response: TestResponse) -> str:
     html = response.get_data(as_text=True)
     return html.split('action="', 1)[1].split('"', 1)[0]
+
+
+@pytest.fixture
+def cookieless_page(chromium_path: str, playwright_session: Any) -> Iterator[Any]:
+    """A Chromium page that blocks third-party cookies, as current browsers do by default."""
+    browser = playwright_session.chromium.launch(
+        executable_path=chromium_path,
+        args=[*CHROMIUM_ARGS, "--test-third-party-cookie-phaseout"],
+    )
+    page = browser.new_page()
+    yield page
+    browser.close()

@@ -5,20 +5,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from flask import Flask
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from plugin.db import get_db
 from plugin.devplatform.signer import CLAIM, MEMBERSHIP, DevPlatform
+from plugin.lti import platform_keys
 from plugin.lti.launch import MAX_TOKEN_AGE
+from plugin.lti.state import COOKIE_STATE, STORAGE_STATE, LoginStateStore
 from plugin.models import Course, CourseMembership, User
 from tests.lti.conftest import LAUNCH_URL, Browser, KeysetServer, launch_token
 
@@ -89,6 +96,59 @@ def test_a_launch_without_a_course_is_accepted_and_explained(
     assert response.status_code == 200
     assert "Open Preceptor from a course" in response.get_data(as_text=True)
     assert session.scalars(select(Course)).all() == []
+
+
+@contextmanager
+def writes_to(app: Flask) -> Iterator[list[str]]:
+    """The INSERT, UPDATE and DELETE statements the app sends inside the block."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            statements.append(statement)
+
+    engine = get_db(app).engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("in_course", [True, False], ids=["course", "no-course"])
+def test_a_returning_persons_launch_that_changes_nothing_writes_nothing(
+    app: Flask, agent: Browser, lms: DevPlatform, in_course: bool
+) -> None:
+    def mutate(claims: dict[str, Any]) -> None:
+        claims["name"] = "Ada Lovelace"
+        if not in_course:
+            claims.pop(f"{CLAIM}context")
+
+    assert launch_with(agent, lms, mutate).status_code == 200
+    with writes_to(app) as writes:
+        assert launch_with(agent, lms, mutate).status_code == 200
+    assert writes == []
+
+
+def test_a_returning_persons_changes_are_recorded(
+    agent: Browser, lms: DevPlatform, session: Session
+) -> None:
+    assert launch_with(agent, lms, lambda c: None).status_code == 200
+    membership = session.scalars(select(CourseMembership)).one()
+    first_update = membership.updated_at
+
+    def changed(claims: dict[str, Any]) -> None:
+        claims.update({"name": "Ada King", f"{CLAIM}roles": [f"{MEMBERSHIP}Instructor"]})
+        claims[f"{CLAIM}context"]["title"] = "Clinical Skills II"
+
+    assert launch_with(agent, lms, changed).status_code == 200
+    session.expire_all()
+    user = session.scalars(select(User)).one()
+    course = session.scalars(select(Course)).one()
+    membership = session.scalars(select(CourseMembership)).one()
+    assert (user.name, course.title) == ("Ada King", "Clinical Skills II")
+    assert membership.roles == [f"{MEMBERSHIP}Instructor"]
+    assert membership.updated_at >= first_update
 
 
 # --- refusals, one rule each --------------------------------------------------------------
@@ -244,6 +304,28 @@ def test_rotated_platform_key_is_picked_up_by_the_refetch(
     assert launch_with(agent, rotated, lambda c: None).status_code == 200
 
 
+def test_a_process_reuses_a_keyset_it_read_recently(
+    agent: Browser,
+    lms: DevPlatform,
+    keyset_server: KeysetServer,
+    redis_conn: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert launch_with(agent, lms, lambda c: None).status_code == 200
+    assert keyset_server.fetches["canvas"] == 1
+    # Gone from Redis: this process still has the document it read (LOCAL_TTL) ...
+    redis_conn.delete(*redis_conn.keys("preceptor:lti:jwks:*"))
+    assert launch_with(agent, lms, lambda c: None).status_code == 200
+    assert keyset_server.fetches["canvas"] == 1
+    # ... and once that has expired, the keyset is read (here: fetched) again.
+    monkeypatch.setattr(platform_keys, "LOCAL_TTL", 0.0)
+    platform_keys._recent.clear()
+    assert launch_with(agent, lms, lambda c: None).status_code == 200
+    assert keyset_server.fetches["canvas"] == 2
+    assert launch_with(agent, lms, lambda c: None).status_code == 200  # from Redis
+    assert keyset_server.fetches["canvas"] == 2
+
+
 def test_wrong_signature_is_refused(agent: Browser, lms: DevPlatform) -> None:
     impostor = DevPlatform(issuer=lms.issuer)
     response = launch_with(agent, lms, lambda c: None, key=impostor.private_key)
@@ -360,3 +442,51 @@ def test_login_redirects_to_the_platform_with_a_bound_state(
     assert cookie.secure
     assert cookie.http_only
     assert cookie.same_site == "None"
+
+
+def test_a_cookie_launch_goes_straight_to_validation(
+    agent: Browser, lms: DevPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A login without platform storage marks its state so; its launch does not read the
+    # stored login first (that read is only for the platform-storage step).
+    login = agent.login(lms)
+    assert login.state.startswith(COOKIE_STATE)
+
+    def no_peek(*_args: Any) -> None:
+        raise AssertionError("a cookie-only launch looked the login up before validation")
+
+    monkeypatch.setattr(LoginStateStore, "peek", no_peek)
+    claims = lms.resource_link_claims(nonce=login.nonce, target_link_uri=LAUNCH_URL)
+    assert agent.launch(lms.sign(claims), login.state).status_code == 200
+
+
+def test_a_platform_storage_launch_first_reads_the_secret_back_from_storage(
+    agent: Browser, lms: DevPlatform
+) -> None:
+    response = agent.client.get(
+        "/lti/login",
+        query_string={
+            "iss": lms.issuer,
+            "login_hint": "hint-1",
+            "target_link_uri": LAUNCH_URL,
+            "client_id": lms.client_id,
+            "lti_storage_target": "_parent",
+        },
+        base_url="https://tool.test",
+    )
+    assert response.status_code == 200
+    page = html.unescape(response.get_data(as_text=True))
+    auth = parse_qs(urlsplit(page.split('data-next="', 1)[1].split('"', 1)[0]).query)
+    state, nonce = auth["state"][0], auth["nonce"][0]
+    secret = page.split('data-value="', 1)[1].split('"', 1)[0]
+    assert state.startswith(STORAGE_STATE)
+    id_token = lms.sign(lms.resource_link_claims(nonce=nonce, target_link_uri=LAUNCH_URL))
+    first = agent.launch(id_token, state)
+    assert 'data-mode="get"' in first.get_data(as_text=True)
+    second = agent.client.post(
+        "/lti/launch",
+        data={"id_token": id_token, "state": state, "lti_storage_value": secret},
+        base_url="https://tool.test",
+    )
+    assert second.status_code == 200
+    assert launch_token(second)

@@ -37,6 +37,9 @@ class PlatformServices:
     members: list[dict[str, Any]] = field(default_factory=list)
     refuse_tokens: bool = False
     token_requests: int = 0
+    #: Members per resource link (NRPS ``rlid``); the course roster otherwise.
+    link_members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rlids: list[str | None] = field(default_factory=list)
 
     @property
     def origin(self) -> str:
@@ -71,10 +74,14 @@ def services() -> Iterator[PlatformServices]:
             if request.headers.get("Authorization") != "Bearer tok-1":
                 return Response("unauthorized", status=401)
             page = int(request.args.get("page", "1"))
-            chunk = svc.members[(page - 1) * 2 : page * 2]
+            rlid = request.args.get("rlid")
+            svc.rlids.append(rlid)
+            members = svc.link_members[rlid] if rlid is not None else svc.members
+            chunk = members[(page - 1) * 2 : page * 2]
             headers = {}
-            if page * 2 < len(svc.members):
-                headers["Link"] = f'<{svc.origin}/nrps?page={page + 1}>; rel="next"'
+            if page * 2 < len(members):
+                more = f"&rlid={rlid}" if rlid is not None else ""
+                headers["Link"] = f'<{svc.origin}/nrps?page={page + 1}{more}>; rel="next"'
             body = {"id": f"{svc.origin}/nrps", "context": {"id": "course-1"}, "members": chunk}
             return Response(
                 json.dumps(body),
@@ -186,3 +193,52 @@ def test_a_refused_service_token_fails_the_job_visibly(
     row = session.scalars(select(OutboxJob).execution_options(populate_existing=True)).one()
     assert row.last_error.startswith("RosterError: the roster could not be read")
     assert services.token_requests == 1
+
+
+def test_a_linked_program_pulls_its_links_members_with_rlid(
+    agent: Browser,
+    nrps_lms: DevPlatform,
+    services: PlatformServices,
+    session: Session,
+    drain_jobs: Callable[..., int],
+) -> None:
+    from plugin.models import Course
+    from plugin.programs.service import create_program
+
+    claim = {NRPS_CLAIM: {"context_memberships_url": f"{services.origin}/nrps"}}
+    agent.full_launch(nrps_lms, **claim)
+    drain_jobs()  # the course roster, without rlid
+    course_id = session.scalars(select(Course.id)).one()
+    program = create_program(
+        session, course_id=course_id, title="Linked", tracks=["career"], actor_user_id=None
+    )
+    session.commit()
+    services.link_members["Canvas-Link-9"] = [
+        {"user_id": "user-1", "status": "Active", "roles": [f"{MEMBER}Learner"]},
+        {"user_id": "prof-1", "status": "Active", "roles": [f"{MEMBER}Instructor"]},
+        {"user_id": "user-4", "status": "Active", "roles": [f"{MEMBER}Learner"]},
+    ]
+    link = {
+        "https://purl.imsglobal.org/spec/lti/claim/custom": {"program_id": str(program.id)},
+        "https://purl.imsglobal.org/spec/lti/claim/resource_link": {"id": "Canvas-Link-9"},
+    }
+    agent.full_launch(nrps_lms, **claim, **link)
+    assert drain_jobs() == 1
+    # Both pages, capitals kept (pylti1p3 2.0.0 lowercases the Link header's next URL).
+    assert services.rlids[-2:] == ["Canvas-Link-9", "Canvas-Link-9"]
+    session.refresh(program)
+    subs = {
+        u.id: u.sub
+        for u in session.scalars(select(User).where(User.id.in_(program.link_member_ids)))
+    }
+    assert sorted(subs.values()) == ["prof-1", "user-1", "user-4"]
+    # The link's roster adds people to the course but deactivates no one.
+    assert memberships(session)["user-2"] is True
+    assert memberships(session)["user-4"] is True
+    # Later launches do not pull it again; the daily sweep does (course and link).
+    agent.full_launch(nrps_lms, **claim, **link)
+    assert drain_jobs() == 0
+    from workers.jobs import queue_roster_syncs
+
+    queue_roster_syncs()
+    assert drain_jobs() == 2
