@@ -384,3 +384,12 @@ def test_scopes_follow_the_configured_national_cloud() -> None:
     )
     assert delegated_scopes(settings) == ["https://graph.microsoft.us/Calendars.ReadWrite"]
     assert app_scopes(settings) == ["https://graph.microsoft.us/.default"]
+
+
+def test_an_app_connection_without_a_mailbox_is_refused_before_any_request(
+    graph_fake: tuple[FakeGraph, int], graph_settings: CalendarSettings
+) -> None:
+    fake, _ = graph_fake
+    with pytest.raises(ProviderError, match="'user' mailbox"):
+        open_provider({"mode": "application"}, settings=graph_settings)
+    assert fake.counts["http"] == 0

@@ -185,7 +185,13 @@ class MsalTokenSource:
         if self._delegated and box.get("cache"):
             self._cache.deserialize(box.get("cache"))
         self._own_http = requests.Session() if http_client is None else None
-        self._app = build_msal_app(settings, self._cache, http_client or self._own_http, http_cache)
+        try:
+            self._app = build_msal_app(
+                settings, self._cache, http_client or self._own_http, http_cache
+            )
+        except BaseException:  # MSAL fetches the authority's metadata here: may fail
+            self.close()
+            raise
         self._scopes: Sequence[str] = (
             delegated_scopes(settings) if self._delegated else app_scopes(settings)
         )

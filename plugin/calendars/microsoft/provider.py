@@ -350,12 +350,16 @@ def open_provider(
     "username"}`` from :func:`finish_auth_flow`, or ``{"mode": "application", "user":
     "upn-or-id"}`` for the institution's app-only access."""
     box = CredentialsBox(credentials, on_credentials_change)
-    tokens = MsalTokenSource(settings, box, http_client=http_client, http_cache=http_cache)
-    if tokens.delegated:
-        return GraphCalendarProvider(
-            tokens, settings=settings, schedule_id=credentials.get("username"), session=session
-        )
     user = credentials.get("user")
-    if not user:
+    if credentials.get("mode", "delegated") != "delegated" and not user:
         raise ProviderError("an application-mode Microsoft connection needs a 'user' mailbox")
-    return GraphCalendarProvider(tokens, settings=settings, user=str(user), session=session)
+    tokens = MsalTokenSource(settings, box, http_client=http_client, http_cache=http_cache)
+    try:
+        if tokens.delegated:
+            return GraphCalendarProvider(
+                tokens, settings=settings, schedule_id=credentials.get("username"), session=session
+            )
+        return GraphCalendarProvider(tokens, settings=settings, user=str(user), session=session)
+    except BaseException:
+        tokens.close()  # its HTTP session would otherwise wait for the garbage collector
+        raise
