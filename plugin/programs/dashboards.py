@@ -14,7 +14,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from plugin.db import utcnow
-from plugin.matching import Exclusion, ExclusionReason, TrackOffer, rank_mentors
+from plugin.matching import TrackOffer, rank_mentors
 from plugin.models import (
     Circle,
     CloseReason,
@@ -32,7 +32,6 @@ from plugin.models import (
 )
 from plugin.models.relationships import SEAT_HOLDING
 from plugin.programs.matching_inputs import (
-    engine_id,
     mentee_profile,
     mentor_with_offers,
     participant_id,
@@ -241,15 +240,22 @@ def browse_mentors(
     """Mentors with a free seat on ``track``, best fit first by the matching engine.
 
     The engine ranks with the program's default weights and explains each rank; mentors it
-    cannot rank (no common availability, closed as not working with this mentee) follow,
-    most shared interests first, so a mentee still sees everyone with room.
+    cannot rank (no common availability) follow, most shared interests first, so a mentee
+    still sees everyone with room. A mentor a relationship of this mentee closed as not
+    working out with is not listed: the mentee cannot ask them again (a coordinator can
+    still pair them).
     """
+    did_not_work = select(Relationship.mentor_id).where(
+        Relationship.mentee_id == mentee.id,
+        Relationship.close_reason == CloseReason.NOT_WORKING,
+    )
     mentors = session.scalars(
         select(Participant).where(
             Participant.program_id == program.id,
             Participant.is_mentor.is_(True),
             Participant.status == ParticipantStatus.ACTIVE,
             Participant.id != mentee.id,
+            Participant.id.not_in(did_not_work),
         )
     ).all()
     taken: dict[tuple[int, str], int] = defaultdict(int)
@@ -301,21 +307,10 @@ def _rank(
         )
         for card in cards.values()
     ]
-    not_working = session.scalars(
-        select(Relationship.mentor_id).where(
-            Relationship.mentee_id == mentee.id,
-            Relationship.close_reason == CloseReason.NOT_WORKING,
-        )
-    )
-    exclusions = [
-        Exclusion(engine_id(mentee.id), engine_id(m), ExclusionReason.NOT_WORKING)
-        for m in not_working
-    ]
-    ranked = rank_mentors(
+    ranked = rank_mentors(  # browse_mentors has left out those it did not work out with
         mentee_profile(mentee, (track.value,), monday),
         profiles,
         track.value,
-        exclusions=exclusions,
         limit=len(profiles),
     )
     result: dict[int, MentorCard] = {}

@@ -290,6 +290,16 @@ def carry_over_goals(session: Session, relationship: Relationship, *, actor_id: 
     ):
         goal.relationship_id = relationship.id
         goal.pair = relationship
+        note = (
+            f"Carried over from relationship {previous} "
+            f"({relationship.track.label}, closed as not working out)."
+        )
+        if goal.status == GoalStatus.AGREED:
+            # The earlier mentor agreed to it, not this one: it waits for their agreement.
+            goal.status = GoalStatus.PROPOSED
+            goal.agreed_by_id = None
+            goal.agreed_at = None
+            note += " It waits for the new mentor's agreement."
         session.add(
             GoalUpdate(
                 goal=goal,
@@ -297,10 +307,7 @@ def carry_over_goals(session: Session, relationship: Relationship, *, actor_id: 
                 kind="carried_over",
                 progress=goal.progress,
                 status=goal.status.value,
-                note=(
-                    f"Carried over from relationship {previous} "
-                    f"({relationship.track.label}, closed as not working out)."
-                ),
+                note=note,
             )
         )
         moved += 1

@@ -138,6 +138,21 @@ def _record(
             queue_participation_score(session, participant_id)
 
 
+def _did_not_work_out(session: Session, mentee: Participant, mentor: Participant) -> bool:
+    return (
+        session.scalar(
+            select(Relationship.id)
+            .where(
+                Relationship.mentee_id == mentee.id,
+                Relationship.mentor_id == mentor.id,
+                Relationship.close_reason == CloseReason.NOT_WORKING,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def propose_relationship(
     session: Session,
     *,
@@ -170,6 +185,11 @@ def propose_relationship(
         raise NotAllowed("this person is not enrolled as a mentor")
     if track not in program.offered_tracks:
         raise NotAllowed(f"this program does not offer the {track.label} track")
+    if origin == RelationshipOrigin.REQUEST and _did_not_work_out(session, mentee, mentor):
+        # The matcher never proposes such a pair; a coordinator may still pair them.
+        raise NotAllowed(
+            "a relationship with this mentor did not work out before; choose another mentor"
+        )
 
     _lock_seats(session, mentor)
     seats = mentor_seats(session, program, mentor, track)

@@ -145,11 +145,8 @@ def not_working_mentor_ids(session: Session, mentee: Participant) -> set[int]:
 
 def rematch_mentors(session: Session, program: Program, case: RematchCase) -> list[MentorCard]:
     """Mentors with a free seat on the track, ranked and explained as on the browse page,
-    without any mentor it did not work out with."""
-    mentee = case.closed.mentee
-    excluded = not_working_mentor_ids(session, mentee)
-    cards = browse_mentors(session, program, mentee, case.closed.track)
-    return [c for c in cards if c.mentor.id not in excluded]
+    which already leaves out every mentor it did not work out with."""
+    return browse_mentors(session, program, case.closed.mentee, case.closed.track)
 
 
 def carryable_goals(session: Session, case: RematchCase) -> list[Goal]:

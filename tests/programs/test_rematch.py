@@ -226,6 +226,13 @@ def test_a_mentee_finds_a_new_mentor_and_brings_the_goals_they_choose(
         assert "carried_over" not in _kinds(goal)
     session.refresh(new)
     assert new.carry_goal_ids == []
+    # Dr Old agreed to it, not Dr New: it waits for the new mentor's agreement.
+    assert (carried.status, carried.agreed_by_id) == (GoalStatus.PROPOSED, None)
+    assert "waits for the new mentor's agreement" in carried.updates[-1].note
+    agreed = f.as_nora.post(f.path(f"/goals/{f.agreed.id}/agree"), {})
+    assert agreed.status_code == 303
+    session.refresh(carried)
+    assert (carried.status, carried.agreed_by_id) == (GoalStatus.AGREED, f.nora.id)
 
     goal_page = f.as_nora.get(f.path(f"/goals/{f.agreed.id}")).get_data(as_text=True)
     assert "started the new mentorship this goal was carried over to" in goal_page
@@ -257,6 +264,21 @@ def test_the_mentor_it_did_not_work_with_is_refused(session: Session, failed: Fa
             goal_ids=[],
             by_coordinator=True,
         )
+
+
+def test_browse_hides_the_mentor_it_did_not_work_with_and_a_request_is_refused(
+    session: Session, failed: Failed
+) -> None:
+    f = failed
+    browse = f.as_mentee.get(f.path("/mentors?track=research")).get_data(as_text=True)
+    assert f"/mentors/{f.nora.id}/request" in browse
+    # Dr Old has room (2 places, none taken), but it did not work out with him.
+    assert f"/mentors/{f.old.id}/request" not in browse
+
+    answer = f.as_mentee.post(f.path(f"/mentors/{f.old.id}/request"), {"track": "research"})
+    assert answer.status_code == 409
+    assert "did not work out before" in answer.get_data(as_text=True)
+    assert _new_relationships(session, f) == []
 
 
 def test_a_coordinator_re_matches_from_the_workspace_and_the_pair_is_active_at_once(
