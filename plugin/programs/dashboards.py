@@ -17,7 +17,6 @@ from plugin.db import utcnow
 from plugin.matching import TrackOffer, rank_mentors
 from plugin.models import (
     Circle,
-    CloseReason,
     Goal,
     GoalStatus,
     HealthCheck,
@@ -37,7 +36,11 @@ from plugin.programs.matching_inputs import (
     participant_id,
     reference_monday,
 )
-from plugin.programs.relationships import total_capacity, track_capacity
+from plugin.programs.relationships import (
+    did_not_work_out_with,
+    total_capacity,
+    track_capacity,
+)
 
 __all__ = [
     "MenteeHome",
@@ -245,17 +248,13 @@ def browse_mentors(
     working out with is not listed: the mentee cannot ask them again (a coordinator can
     still pair them).
     """
-    did_not_work = select(Relationship.mentor_id).where(
-        Relationship.mentee_id == mentee.id,
-        Relationship.close_reason == CloseReason.NOT_WORKING,
-    )
     mentors = session.scalars(
         select(Participant).where(
             Participant.program_id == program.id,
             Participant.is_mentor.is_(True),
             Participant.status == ParticipantStatus.ACTIVE,
             Participant.id != mentee.id,
-            Participant.id.not_in(did_not_work),
+            Participant.id.not_in(did_not_work_out_with(mentee.id)),
         )
     ).all()
     taken: dict[tuple[int, str], int] = defaultdict(int)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -138,19 +138,17 @@ def _record(
             queue_participation_score(session, participant_id)
 
 
-def _did_not_work_out(session: Session, mentee: Participant, mentor: Participant) -> bool:
-    return (
-        session.scalar(
-            select(Relationship.id)
-            .where(
-                Relationship.mentee_id == mentee.id,
-                Relationship.mentor_id == mentor.id,
-                Relationship.close_reason == CloseReason.NOT_WORKING,
-            )
-            .limit(1)
-        )
-        is not None
+def did_not_work_out_with(mentee_id: int) -> Select[int]:
+    """The mentors a relationship of this mentee closed as not working out with."""
+    return select(Relationship.mentor_id).where(
+        Relationship.mentee_id == mentee_id,
+        Relationship.close_reason == CloseReason.NOT_WORKING,
     )
+
+
+def not_working_mentor_ids(session: Session, mentee: Participant) -> set[int]:
+    """Every mentor a relationship of ``mentee`` closed as not working out with."""
+    return set(session.scalars(did_not_work_out_with(mentee.id)))
 
 
 def propose_relationship(
@@ -185,7 +183,9 @@ def propose_relationship(
         raise NotAllowed("this person is not enrolled as a mentor")
     if track not in program.offered_tracks:
         raise NotAllowed(f"this program does not offer the {track.label} track")
-    if origin == RelationshipOrigin.REQUEST and _did_not_work_out(session, mentee, mentor):
+    if origin == RelationshipOrigin.REQUEST and mentor.id in not_working_mentor_ids(
+        session, mentee
+    ):
         # The matcher never proposes such a pair; a coordinator may still pair them.
         raise NotAllowed(
             "a relationship with this mentor did not work out before; choose another mentor"

@@ -37,14 +37,13 @@ from plugin.programs.dashboards import MentorCard, browse_mentors
 from plugin.programs.errors import FormInvalid, NotAllowed, StateConflict
 from plugin.programs.goals import CARRYABLE
 from plugin.programs.notifications import notify
-from plugin.programs.relationships import propose_relationship
+from plugin.programs.relationships import not_working_mentor_ids, propose_relationship
 
 __all__ = [
     "NOTE_MAX",
     "RematchCase",
     "carryable_goals",
     "mentee_rematches",
-    "not_working_mentor_ids",
     "rematch_case",
     "rematch_mentors",
     "request_rematch",
@@ -128,18 +127,6 @@ def rematch_case(
         return None
     return next(
         (c for c in _cases(session, program, closed.mentee_id) if c.closed.id == closed.id), None
-    )
-
-
-def not_working_mentor_ids(session: Session, mentee: Participant) -> set[int]:
-    """Every mentor a relationship of ``mentee`` closed as not working out with."""
-    return set(
-        session.scalars(
-            select(Relationship.mentor_id).where(
-                Relationship.mentee_id == mentee.id,
-                Relationship.close_reason == CloseReason.NOT_WORKING,
-            )
-        )
     )
 
 
