@@ -19,6 +19,7 @@ from redis import Redis
 from sqlalchemy.orm import Session
 
 from plugin.lti.errors import RegistrationError
+from plugin.lti.launch import DATA_PRIVACY
 from plugin.lti.registrations import PlatformInput, add_platform, check_url
 from plugin.models import Platform
 
@@ -142,8 +143,30 @@ def _validate_configuration(
     return platform
 
 
-def tool_registration(urls: ToolUrls, product_family: str, scopes: list[str]) -> dict[str, Any]:
-    """The registration Preceptor posts: OpenID client metadata plus LTI tool configuration."""
+def _supported_message_types(platform_config: dict[str, Any]) -> frozenset[str]:
+    """The message types the platform says it can send (``messages_supported``)."""
+    listed = platform_config.get("messages_supported")
+    if not isinstance(listed, list):
+        return frozenset()
+    return frozenset(
+        str(m["type"]) for m in listed if isinstance(m, dict) and isinstance(m.get("type"), str)
+    )
+
+
+def tool_registration(
+    urls: ToolUrls,
+    product_family: str,
+    scopes: list[str],
+    supported_messages: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """The registration Preceptor posts: OpenID client metadata plus LTI tool configuration.
+
+    Resource link and deep linking messages are always registered (every LTI 1.3 platform
+    sends the first; Moodle and Canvas both send the second). The data-privacy launch (the
+    platform's "my data" entry, LTI Data Privacy Launch 1.0) only when the platform lists it
+    in ``messages_supported``: a platform that does not know the type may refuse the whole
+    registration.
+    """
     domain = urlsplit(urls.base).netloc
     messages: list[dict[str, Any]] = [
         {
@@ -159,6 +182,10 @@ def tool_registration(urls: ToolUrls, product_family: str, scopes: list[str]) ->
             "placements": ["link_selection"],
         },
     ]
+    if DATA_PRIVACY in supported_messages:
+        messages.append(
+            {"type": DATA_PRIVACY, "target_link_uri": urls.launch, "label": "Preceptor: my data"}
+        )
     configuration: dict[str, Any] = {
         "domain": domain,
         "target_link_uri": urls.launch,
@@ -203,7 +230,7 @@ def register_platform(
     product = str(platform_config.get("product_family_code", "")).lower()[:100]
     offered = config.get("scopes_supported")
     scopes = [s for s in SCOPES if not isinstance(offered, list) or s in offered]
-    body = tool_registration(urls, product, scopes)
+    body = tool_registration(urls, product, scopes, _supported_message_types(platform_config))
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if registration_token:
         headers["Authorization"] = f"Bearer {registration_token}"

@@ -33,6 +33,7 @@ class RegistrationPlatform:
     deployment_id: str | None = "7"
     jwks_uri: str = ""
     issuer_override: str | None = None
+    messages_supported: list[dict[str, Any]] | None = None
     received: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -59,6 +60,11 @@ class RegistrationPlatform:
             "https://purl.imsglobal.org/spec/lti-platform-configuration": {
                 "product_family_code": self.product,
                 "version": "4.5",
+                **(
+                    {"messages_supported": self.messages_supported}
+                    if self.messages_supported is not None
+                    else {}
+                ),
             },
         }
 
@@ -133,6 +139,33 @@ def test_moodle_registers_with_its_deployment(
         "LtiResourceLinkRequest",
         "LtiDeepLinkingRequest",
     }
+
+
+def test_the_data_privacy_launch_is_registered_where_the_platform_sends_it(
+    app: Flask, lms_registry: RegistrationPlatform
+) -> None:
+    lms_registry.messages_supported = [
+        {"type": "LtiResourceLinkRequest"},
+        {"type": "LtiDeepLinkingRequest", "placements": ["ContentArea"]},
+        {"type": "LtiDataPrivacyLaunchRequest"},
+    ]
+    response = register(app, lms_registry)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (sent,) = lms_registry.received
+    messages = sent["https://purl.imsglobal.org/spec/lti-tool-configuration"]["messages"]
+    (privacy,) = [m for m in messages if m["type"] == "LtiDataPrivacyLaunchRequest"]
+    assert privacy["target_link_uri"] == LAUNCH_URL
+
+
+def test_the_data_privacy_launch_is_not_offered_to_a_platform_that_does_not_list_it(
+    app: Flask, lms_registry: RegistrationPlatform
+) -> None:
+    lms_registry.messages_supported = [{"type": "LtiResourceLinkRequest"}, "junk", {"type": 7}]
+    response = register(app, lms_registry)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (sent,) = lms_registry.received
+    messages = sent["https://purl.imsglobal.org/spec/lti-tool-configuration"]["messages"]
+    assert "LtiDataPrivacyLaunchRequest" not in {m["type"] for m in messages}
 
 
 def test_canvas_registers_without_deployments_and_learns_them_from_signed_launches(
