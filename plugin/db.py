@@ -238,7 +238,10 @@ def begin_write(session: Session) -> None:
 
 
 def read_one(session: Session, statement: Any, params: dict[str, Any]) -> Any:
-    """The one row ``statement`` finds (or None), with as few round trips as possible.
+    """The one row ``statement`` (a Core select of columns) finds, or None, cheaply.
+
+    It runs on the session's connection as a Core statement: the ORM's execution layer
+    would cost a launch about 50 us more for the same row, since no object is loaded.
 
     On PostgreSQL, when ``session`` has no transaction open yet, the statement runs alone
     in autocommit mode (one statement sees one consistent snapshot): no BEGIN and no
@@ -253,10 +256,10 @@ def read_one(session: Session, statement: Any, params: dict[str, Any]) -> Any:
         and bind.dialect.name == "postgresql"
         and not session.in_transaction()
     ):
-        return session.execute(statement, params).one_or_none()
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return session.connection().execute(statement, params).one_or_none()
+    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
-        return session.execute(statement, params).one_or_none()
+        return connection.execute(statement, params).one_or_none()
     finally:
         session.commit()  # sends nothing; the connection goes back with its usual level
 
