@@ -33,7 +33,7 @@ class RegistrationPlatform:
     deployment_id: str | None = "7"
     jwks_uri: str = ""
     issuer_override: str | None = None
-    messages_supported: list[dict[str, Any]] | None = None
+    messages_supported: list[Any] | None = None
     received: list[dict[str, Any]] = field(default_factory=list)
 
     @property
