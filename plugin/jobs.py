@@ -31,7 +31,7 @@ from rq.callbacks import Callback
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -215,7 +215,11 @@ def defer(
         insert(OutboxJob)
         .values(**values)
         .on_conflict_do_nothing(
-            index_elements=["dedupe_key"], index_where=OutboxJob.state == OutboxState.PENDING
+            # A literal predicate, not a bound parameter: once psycopg prepares the statement
+            # (after 5 runs on a connection) PostgreSQL's generic plan cannot match "state =
+            # $1" to the partial unique index and refuses the ON CONFLICT.
+            index_elements=["dedupe_key"],
+            index_where=text("state = 'pending'"),
         )
         .returning(OutboxJob.id)
     )

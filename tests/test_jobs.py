@@ -138,6 +138,16 @@ def test_deferring_pending_work_twice_is_a_no_op(
     assert fake.runs("twice") == 2
 
 
+def test_one_connection_defers_keyed_work_many_times(session: Session) -> None:
+    # psycopg prepares a statement after its fifth run on a connection; PostgreSQL then
+    # refused the ON CONFLICT of a bound partial-index predicate ("no unique or exclusion
+    # constraint matching the ON CONFLICT specification"). Same connection throughout.
+    for number in range(12):
+        defer(session, TOUCH, "many", key=f"many-{number % 6}")
+    session.commit()
+    assert len(rows(session)) == 6
+
+
 def test_delayed_work_waits_for_its_time(
     session: Session, redis_conn: Redis, drain_jobs: Drain
 ) -> None:
