@@ -114,6 +114,43 @@ def test_migrations_go_down_and_up_again(fresh_database_url: str) -> None:
     database.dispose()
 
 
+def test_the_peer_mentor_stage_migration_keeps_every_row_both_ways(
+    fresh_database_url: str,
+) -> None:
+    """0018 gives existing programs the default stage, and going back deletes nothing (on
+    SQLite, recreating the program table would cascade to every participant)."""
+    from alembic import command
+    from sqlalchemy import func, inspect
+
+    from plugin.migrate import alembic_config
+    from plugin.models import Participant, Program
+
+    database = Database(fresh_database_url)
+    upgrade(database.engine)
+    with Session(database.engine) as session:
+        platform = make_platform(session)
+        course = Course(deployment=Deployment(platform=platform, deployment_id="d"), context_id="c")
+        program = Program(course=course, title="Mentorship")
+        user = User(platform_id=platform.id, sub="learner")
+        session.add_all([program, user])
+        session.flush()
+        session.add(Participant(program_id=program.id, user_id=user.id, is_mentee=True))
+        session.commit()
+    config = alembic_config(fresh_database_url)
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0017")
+    with database.engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("program")}
+        assert "peer_mentor_min_stage" not in columns
+        assert connection.scalar(select(func.count()).select_from(Participant)) == 1
+    upgrade(database.engine)
+    with Session(database.engine) as session:
+        assert session.scalars(select(Program.peer_mentor_min_stage)).one() == "clinical_student"
+        assert session.scalar(select(func.count()).select_from(Participant)) == 1
+    database.dispose()
+
+
 def test_utc_now_is_aware() -> None:
     from plugin.db import utcnow
 

@@ -18,6 +18,7 @@ __all__ = [
     "run_match_round",
     "send_calendar_notice",
     "send_followup_batch",
+    "send_mentor_invitation",
     "sync_calendar_intents",
     "sync_course_roster",
     "sync_link_roster",
@@ -117,6 +118,25 @@ def send_calendar_notice(connection_id: int) -> int:
     channel = mail_channel(calendar_endpoints().settings)  # the relay invitations use
     with get_db().session_scope() as session:
         return send_connection_notice(session, connection_id, channel)
+
+
+def send_mentor_invitation(mail_id: int) -> str:
+    """E-mail an invited mentor their link, once (the InvitationMail row records it)."""
+    from plugin import get_settings
+    from plugin.followups.dispatch import DispatchConfig, channel_from_settings
+    from plugin.programs.invitation_mail import send_invitation_mail
+
+    settings = get_settings()
+    config = DispatchConfig.from_settings(settings)  # the relay and links follow-ups use
+    with get_db().session_scope() as session:
+        state = send_invitation_mail(
+            session,
+            mail_id,
+            channel_from_settings(settings),
+            base_url=config.base_url,
+            secret_key=config.secret_key,
+        )
+    return state.value
 
 
 def requeue_calendar_intents() -> int:

@@ -64,6 +64,7 @@ class ExclusionReason(StrEnum):
     ACTIVE = "active"  # already in an active relationship
     NOT_WORKING = "not_working"  # a past relationship closed as not working
     REJECTED = "rejected"  # rejected in this round's preview
+    STAGE = "stage"  # a peer mentor not at a later career stage than the mentee
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,8 @@ class UnmatchedReason(StrEnum):
 
     NO_MENTOR_FOR_TRACK = "no_mentor_for_track"  # nobody offers the track
     NO_CAPACITY_ON_TRACK = "no_capacity_on_track"  # all mentors of the track are full already
-    ALL_EXCLUDED = "all_excluded"  # conflicts, exclusions, past or active pairs, rejections
+    #: conflicts, exclusions, past or active pairs, rejections, peers not senior enough
+    ALL_EXCLUDED = "all_excluded"
     NO_COMMON_AVAILABILITY = "no_common_availability"
     CAPACITY_TAKEN = "capacity_taken"  # suitable mentors' places went to other mentees
     SAME_MENTOR_OTHER_TRACK = "same_mentor_other_track"  # the only free one mentors them already

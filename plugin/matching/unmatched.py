@@ -119,7 +119,8 @@ def _entry(
         ),
         UnmatchedReason.ALL_EXCLUDED: (
             f"All {open_} mentors with room on {track} are excluded for this mentee "
-            "(conflicts of interest, exclusions, current or past pairs, rejections)."
+            "(conflicts of interest, exclusions, current or past pairs, rejections, "
+            "peer mentors not at a later career stage)."
         ),
         UnmatchedReason.NO_COMMON_AVAILABILITY: (
             f"None of the {open_ - n_excluded} eligible mentors with room on {track} shares "

@@ -20,6 +20,7 @@ from plugin.models import (
     CalendarFeed,
     Meeting,
     MeetingAttendee,
+    MeetingKind,
     MeetingStatus,
     Participant,
 )
@@ -114,6 +115,9 @@ def _event(meeting: Meeting, participant: Participant, now: datetime) -> Event:
     if meeting.conference_url:
         description.append(f"Join: {meeting.conference_url}")
         event.add("url", meeting.conference_url)
+    if meeting.kind == MeetingKind.CIRCLE:
+        names = ", ".join(a.participant.display_name for a in meeting.attendees)
+        description.append(f"Attendees: {names}")
     if meeting.status == MeetingStatus.CANCELLED and meeting.cancel_reason:
         description.append(f"Cancelled: {meeting.cancel_reason}")
     if description:

@@ -18,7 +18,7 @@ from plugin.db import utcnow
 from plugin.lti.grades import queue_participation_score
 from plugin.meetings.errors import FormInvalid, NotAllowed, StateConflict
 from plugin.meetings.history import meetings_changed
-from plugin.meetings.sync import write_sync_intents
+from plugin.meetings.sync import write_roster_intents, write_sync_intents
 from plugin.meetings.times import is_valid_zone, local_to_utc, parse_hhmm
 from plugin.models import (
     BookingState,
@@ -43,6 +43,7 @@ __all__ = [
     "Actor",
     "MeetingDraft",
     "cancel_meeting",
+    "cancel_meetings_of_circle",
     "cancel_meetings_of_departed",
     "cancel_meetings_of_relationship",
     "check_free",
@@ -53,6 +54,7 @@ __all__ = [
     "parse_meeting_form",
     "reschedule_meeting",
     "schedule_meeting",
+    "sync_circle_attendees",
     "upcoming_meetings",
     "viewer_zone",
     "visible_meeting",
@@ -422,14 +424,37 @@ def cancel_meetings_of_relationship(
     return len(meetings)
 
 
+def cancel_meetings_of_circle(
+    session: Session, circle: Circle, *, now: datetime | None = None
+) -> int:
+    """A circle closed: call off its meetings that have not started (as for a pair)."""
+    now = now or utcnow()
+    meetings = session.scalars(
+        select(Meeting)
+        .where(
+            Meeting.circle_id == circle.id,
+            Meeting.status == MeetingStatus.SCHEDULED,
+            Meeting.starts_at > now,
+        )
+        .order_by(Meeting.id)
+    ).all()
+    for meeting in meetings:
+        _call_off(session, meeting, "The peer circle has closed.")
+    return len(meetings)
+
+
 def cancel_meetings_of_departed(
     session: Session, participant: Participant, *, now: datetime | None = None
 ) -> int:
-    """A person left the program: close their bookable slots and call off their bookings.
+    """A person left the program: close their bookable slots, call off their bookings and
+    drop them from their circles' meetings.
 
     The slots they published stop taking bookings, and every booked micro-mentoring
     session with them, as mentor or as mentee, that has not started is cancelled in every
-    calendar. (Their relationship meetings go with their relationships.)
+    calendar. Call it once they are no longer active (or have left their circles): the
+    upcoming meetings of each circle they were invited to are brought in line with the
+    circle (:func:`sync_circle_attendees`), which removes them. (Their relationship
+    meetings go with their relationships.)
     """
     now = now or utcnow()
     session.execute(
@@ -450,7 +475,77 @@ def cancel_meetings_of_departed(
     ).all()
     for meeting in meetings:
         _call_off(session, meeting, "A participant has left the program.")
+    circles = session.scalars(
+        select(Circle)
+        .where(
+            Circle.id.in_(
+                select(Meeting.circle_id)
+                .join(MeetingAttendee, MeetingAttendee.meeting_id == Meeting.id)
+                .where(
+                    MeetingAttendee.participant_id == participant.id,
+                    Meeting.status == MeetingStatus.SCHEDULED,
+                    Meeting.starts_at > now,
+                )
+            )
+        )
+        .order_by(Circle.id)
+    ).all()
+    for circle in circles:
+        sync_circle_attendees(session, circle, now=now)
     return len(meetings)
+
+
+def sync_circle_attendees(session: Session, circle: Circle, *, now: datetime | None = None) -> int:
+    """Invite exactly the circle's people (:func:`circle_people`) to its upcoming meetings.
+
+    Call after members join or leave, or the facilitator changes, in the same transaction.
+    Each scheduled meeting that has not started and whose attendees differ gets the new
+    list and a new version: whoever left loses the event from their calendar (or gets an
+    e-mailed cancellation), whoever joined gets it, the rest get the updated list, and
+    reminders and feedback requests are planned again for the new attendees. Meetings
+    already held, missed, cancelled or under way stay as they were; one nobody is left to
+    attend is cancelled. Returns how many meetings changed; a second call changes nothing.
+    """
+    now = now or utcnow()
+    session.flush()
+    meetings = session.scalars(
+        select(Meeting)
+        .where(
+            Meeting.circle_id == circle.id,
+            Meeting.status == MeetingStatus.SCHEDULED,
+            Meeting.starts_at > now,
+        )
+        .order_by(Meeting.id)
+    ).all()
+    people = {p.id: p for p in circle_people(circle)}
+    return sum(_invite_exactly(session, meeting, people, now) for meeting in meetings)
+
+
+def _invite_exactly(
+    session: Session, meeting: Meeting, people: dict[int, Participant], now: datetime
+) -> bool:
+    """Make ``people`` the meeting's attendees; False if they already were (or it started)."""
+    if not people:  # nobody is left to meet: cancel it for those who were invited
+        _call_off(session, meeting, "Nobody is left in the peer circle.")
+        return True
+    lock_meeting(session, meeting)
+    if meeting.status != MeetingStatus.SCHEDULED or meeting.starts_at <= now:
+        return False  # changed under us
+    session.expire(meeting, ["attendees"])  # as committed by whoever held the lock before
+    current = {a.participant_id for a in meeting.attendees}
+    gone = [a for a in meeting.attendees if a.participant_id not in people]
+    added = [p for pid, p in people.items() if pid not in current]
+    if not gone and not added:
+        return False
+    removed = [a.participant for a in gone]
+    for attendee in gone:
+        meeting.attendees.remove(attendee)  # delete-orphan: the row goes
+    for person in added:
+        meeting.attendees.append(MeetingAttendee(participant_id=person.id, participant=person))
+    meeting.version += 1
+    write_roster_intents(session, meeting, added={p.id for p in added}, removed=removed)
+    meetings_changed(session, meeting)
+    return True
 
 
 def mark_meeting(

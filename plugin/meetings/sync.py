@@ -27,7 +27,7 @@ marked done without a request, so a job that runs twice sends nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -57,6 +57,7 @@ from plugin.models import (
     ExternalEvent,
     Meeting,
     MeetingFormat,
+    MeetingKind,
     MeetingStatus,
     Participant,
     SyncIntent,
@@ -71,6 +72,7 @@ __all__ = [
     "event_change",
     "live_connection",
     "requeue_due_intents",
+    "write_roster_intents",
     "write_sync_intents",
 ]
 
@@ -122,24 +124,62 @@ def write_sync_intents(
     Call in the change's transaction, after bumping ``meeting.version``.
     """
     session.flush()
+    return _write_intents(
+        session,
+        meeting,
+        [
+            (attendee.participant, operation)
+            for attendee in meeting.attendees
+            if attendee.participant_id not in skip_attendees
+        ],
+    )
+
+
+def write_roster_intents(
+    session: Session,
+    meeting: Meeting,
+    *,
+    added: Collection[int],
+    removed: Sequence[Participant],
+) -> list[SyncIntent]:
+    """Intents for a meeting whose attendees changed: the removed get a cancellation, the
+    added a new event, everyone else an update (the attendee list in it changed).
+
+    Call in the change's transaction, after changing ``meeting.attendees`` and bumping
+    ``meeting.version``. A removed person's cancellation stands even if the meeting changes
+    again before it is sent: the drain supersedes an intent only for someone still invited.
+    """
+    session.flush()
+    targets = [(person, SyncOperation.CANCEL) for person in removed]
+    targets += [
+        (
+            attendee.participant,
+            SyncOperation.CREATE if attendee.participant_id in added else SyncOperation.UPDATE,
+        )
+        for attendee in meeting.attendees
+    ]
+    return _write_intents(session, meeting, targets)
+
+
+def _write_intents(
+    session: Session, meeting: Meeting, targets: Sequence[tuple[Participant, SyncOperation]]
+) -> list[SyncIntent]:
     written: list[SyncIntent] = []
-    for attendee in meeting.attendees:
-        if attendee.participant_id in skip_attendees:
-            continue
+    for person, operation in targets:
         session.execute(
             update(SyncIntent)
             .where(
                 SyncIntent.meeting_id == meeting.id,
-                SyncIntent.attendee_id == attendee.participant_id,
+                SyncIntent.attendee_id == person.id,
                 SyncIntent.state == SyncState.PENDING,
             )
             .values(state=SyncState.SUPERSEDED, completed_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        connection = live_connection(session, attendee.participant)
+        connection = live_connection(session, person)
         intent = SyncIntent(
             meeting_id=meeting.id,
-            attendee_id=attendee.participant_id,
+            attendee_id=person.id,
             connection_id=connection.id if connection is not None else None,
             provider=connection.provider if connection is not None else ICS_PROVIDER,
             meeting_version=meeting.version,
@@ -233,7 +273,7 @@ def drain_sync_intents(
     )
     groups: dict[tuple[str, int | None], list[SyncIntent]] = {}
     for intent in intents:
-        if intent.meeting_version < intent.meeting.version:
+        if _superseded(intent):
             intent.state, intent.completed_at = SyncState.SUPERSEDED, now
             report.superseded += 1
             continue
@@ -277,6 +317,21 @@ def drain_sync_intents(
             requests=report.requests,
         )
     return report
+
+
+def _superseded(intent: SyncIntent) -> bool:
+    """Whether a newer version of the meeting was written for this attendee.
+
+    Every change writes an intent for each current attendee, so for them an older version
+    is stale. Someone dropped from the meeting gets nothing newer: their cancellation must
+    still be sent, whatever the meeting's version is now.
+    """
+    meeting = intent.meeting
+    if intent.meeting_version >= meeting.version:
+        return False
+    return intent.operation != SyncOperation.CANCEL or any(
+        a.participant_id == intent.attendee_id for a in meeting.attendees
+    )
 
 
 def _fall_back(session: Session, group: list[SyncIntent], report: DrainReport) -> None:
@@ -485,8 +540,13 @@ def event_change(intent: SyncIntent, existing: ExternalEvent | None) -> EventCha
     lines = [meeting.agenda.strip()] if meeting.agenda.strip() else []
     if meeting.conference_url:
         lines.append(f"Join: {meeting.conference_url}")
+    if meeting.kind == MeetingKind.CIRCLE:  # who is in it changes as the circle does
+        names = ", ".join(a.participant.display_name for a in meeting.attendees)
+        lines.append(f"Attendees: {names}")
     if meeting.status == MeetingStatus.CANCELLED and meeting.cancel_reason:
         lines.append(f"Cancelled: {meeting.cancel_reason}")
+    elif intent.operation == SyncOperation.CANCEL and meeting.is_active:
+        lines.append("You are no longer invited to this meeting.")
     lines.append(f"Scheduled with Preceptor ({meeting.program.title}).")
     return EventChange(
         key=intent.sync_key,

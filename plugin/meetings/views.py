@@ -300,7 +300,8 @@ def change(
         else:
             wanted = request.form.get("status", "")
             if wanted not in (MeetingStatus.HELD.value, MeetingStatus.MISSED.value):
-                raise FormInvalid({"status": "Choose held or missed."})
+                # Buttons, not a field: the message goes on top of the page.
+                raise FormInvalid({"form": "Choose held or missed."})
             mark_meeting(session, meeting, actor=actor, status=MeetingStatus(wanted))
     except FormInvalid as exc:
         session.rollback()

@@ -32,6 +32,7 @@ from plugin.models.followups import (
 )
 from plugin.models.goals import Goal, GoalStatus, GoalUpdate
 from plugin.models.insights import ResearchKey
+from plugin.models.invitations import InvitationMail, InvitationMailState
 from plugin.models.keys import ToolKey
 from plugin.models.matching import (
     MatchProposal,
@@ -104,6 +105,8 @@ __all__ = [
     "GoalsMet",
     "HealthCheck",
     "InstitutionCalendar",
+    "InvitationMail",
+    "InvitationMailState",
     "MatchProposal",
     "MatchRound",
     "Meeting",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plugin.db import Base, enum_column, utcnow
@@ -72,11 +72,14 @@ class GoalUpdate(Base):
     author_id: Mapped[int | None] = mapped_column(
         ForeignKey("participant.id", ondelete="SET NULL"), default=None
     )
-    #: "created", "agreed", "edited", "status", "checkin"
+    #: "created", "agreed", "edited", "dropped", "checkin", "carried_over"
     kind: Mapped[str] = mapped_column(String(20))
     progress: Mapped[int | None] = mapped_column(default=None)
     status: Mapped[str] = mapped_column(String(20), default="")
     note: Mapped[str] = mapped_column(Text, default="")
+    #: What an edit changed: field name ("title", "measure", "target_date") to
+    #: ``[before, after]`` as text (dates ISO, "" for none); empty for other kinds.
+    changes: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     goal: Mapped[Goal] = relationship(back_populates="updates")

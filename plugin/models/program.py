@@ -75,6 +75,10 @@ class CareerStage(StrEnum):
     def rank(self) -> int:
         return list(CareerStage).index(self)
 
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
 
 class ParticipantStatus(StrEnum):
     INVITED = "invited"  #: an external mentor invited by e-mail who has not accepted yet
@@ -117,6 +121,11 @@ class Program(Base):
     tracks: Mapped[list[str]] = mapped_column(JSON, default=lambda: [Track.CAREER.value])
     mentor_policy: Mapped[MentorPolicy] = mapped_column(
         enum_column(MentorPolicy), default=MentorPolicy.FACULTY_ONLY
+    )
+    #: With peer mentors allowed: the earliest career stage at which a learner may offer
+    #: mentoring (see ``plugin.programs.peers``).
+    peer_mentor_min_stage: Mapped[CareerStage] = mapped_column(
+        enum_column(CareerStage), default=CareerStage.CLINICAL_STUDENT
     )
     #: Mentees a mentor takes per track unless they say otherwise.
     default_mentor_capacity: Mapped[int] = mapped_column(default=2)

@@ -7,7 +7,9 @@ person's program roles come from their enrollment plus the program policy:
 * coordinators: course instructors, teaching assistants and administrators, and anyone a
   coordinator made one (``Participant.is_coordinator``);
 * mentors: enrolled as mentor; eligible to enroll as one are course instructors and TAs,
-  learners too when the program allows peer mentors, and invited external mentors;
+  learners too when the program allows peer mentors (from the program's career stage on,
+  which the profile form checks: see :mod:`plugin.programs.peers`), and invited external
+  mentors;
 * mentees: enrolled as mentee; eligible are learners (others can be added by a coordinator).
 
 Forms are protected against cross-site requests by the launch token itself (it is never a
@@ -29,7 +31,8 @@ from sqlalchemy.orm import Session
 from plugin.lti.provisioning import LaunchIdentity
 from plugin.lti.roles import CourseRole
 from plugin.lti.session import current_identity, launch_required
-from plugin.models import MentorPolicy, Participant, ParticipantStatus, Program, User
+from plugin.models import CareerStage, MentorPolicy, Participant, ParticipantStatus, Program, User
+from plugin.programs.peers import FACULTY_COURSE_ROLES, is_peer
 
 __all__ = [
     "ProgramAccess",
@@ -46,7 +49,6 @@ R = TypeVar("R")
 COORDINATOR_COURSE_ROLES = frozenset(
     {CourseRole.INSTRUCTOR, CourseRole.TEACHING_ASSISTANT, CourseRole.ADMINISTRATOR}
 )
-FACULTY_COURSE_ROLES = frozenset({CourseRole.INSTRUCTOR, CourseRole.TEACHING_ASSISTANT})
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,24 @@ class ProgramAccess:
         return self.enrolled and self.participant is not None and self.participant.is_mentor
 
     @property
+    def is_peer(self) -> bool:
+        """A learner here (not faculty, not an invited mentor): a mentor would be a peer."""
+        invited = self.participant is not None and bool(self.participant.invite_email)
+        return is_peer(self.course_roles, invited=invited)
+
+    @property
+    def peer_mentor_min_stage(self) -> CareerStage | None:
+        """The career stage this person must declare to offer mentoring (None: no bar)."""
+        return self.program.peer_mentor_min_stage if self.is_peer else None
+
+    @property
     def may_enroll_as_mentor(self) -> bool:
+        """The program lets this person offer mentoring (a peer's stage is checked by the form)."""
         if self.course_roles & FACULTY_COURSE_ROLES:
             return True
         if self.participant is not None and self.participant.invite_email:
             return True  # an invited external mentor
-        return (
-            CourseRole.LEARNER in self.course_roles
-            and self.program.mentor_policy == MentorPolicy.FACULTY_AND_PEERS
-        )
+        return self.is_peer and self.program.mentor_policy == MentorPolicy.FACULTY_AND_PEERS
 
     @property
     def may_enroll_as_mentee(self) -> bool:

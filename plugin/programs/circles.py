@@ -1,4 +1,9 @@
-"""Peer circles run by a coordinator: create, add and remove mentees, close. Audited."""
+"""Peer circles run by a coordinator: create, add and remove mentees, close. Audited.
+
+Adding or removing a member also changes who is invited to the circle's upcoming
+meetings (:func:`plugin.meetings.scheduling.sync_circle_attendees`), in the same
+transaction.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from plugin.audit import record_audit
 from plugin.db import utcnow
+from plugin.meetings.scheduling import cancel_meetings_of_circle, sync_circle_attendees
 from plugin.models import Circle, CircleMember, Participant, ParticipantStatus, Program, Track
 from plugin.programs.errors import FormInvalid, StateConflict
 
@@ -120,7 +126,8 @@ def add_circle_members(
     *,
     actor_user_id: int,
 ) -> int:
-    """Add enrolled mentees to an open circle (someone who left may rejoin)."""
+    """Add enrolled mentees to an open circle (someone who left may rejoin); they are
+    invited to its upcoming meetings."""
     if circle.closed_at is not None:
         raise StateConflict("this circle is closed; create a new one")
     if not participant_ids:
@@ -150,6 +157,7 @@ def add_circle_members(
             continue
         added += 1
     session.flush()
+    sync_circle_attendees(session, circle)
     _audit(
         session,
         program,
@@ -164,7 +172,8 @@ def add_circle_members(
 def remove_circle_member(
     session: Session, program: Program, circle: Circle, participant_id: int, *, actor_user_id: int
 ) -> None:
-    """A member leaves the circle (kept in its history with ``left_at``)."""
+    """A member leaves the circle (kept in its history with ``left_at``) and its upcoming
+    meetings."""
     member = next(
         (m for m in circle.members if m.participant_id == participant_id and m.left_at is None),
         None,
@@ -173,6 +182,7 @@ def remove_circle_member(
         raise StateConflict("this person is not a current member of the circle")
     member.left_at = utcnow()
     session.flush()
+    sync_circle_attendees(session, circle)
     _audit(
         session,
         program,
@@ -184,9 +194,14 @@ def remove_circle_member(
 
 
 def close_circle(session: Session, program: Program, circle: Circle, *, actor_user_id: int) -> None:
-    """Close the circle; its members and history stay for the record."""
+    """Close the circle; its members and history stay for the record.
+
+    Its meetings that have not started are called off in every calendar, as a closed
+    relationship's are; meetings already held or missed stay as history.
+    """
     if circle.closed_at is not None:
         raise StateConflict("this circle is already closed")
     circle.closed_at = utcnow()
     session.flush()
+    cancel_meetings_of_circle(session, circle, now=circle.closed_at)
     _audit(session, program, actor_user_id, "circle.closed", circle)

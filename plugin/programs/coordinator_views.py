@@ -24,6 +24,7 @@ from sqlalchemy import select
 from plugin.db import request_session
 from plugin.models import (
     AuditEvent,
+    CareerStage,
     MentorPolicy,
     User,
 )
@@ -100,6 +101,7 @@ def _coordinator_helpers() -> dict[str, Any]:
     return {
         "close_reasons": COORDINATOR_CLOSE_REASONS,
         "mentor_policies": list(MentorPolicy),
+        "career_stages": list(CareerStage),
         "notice": notice.format(n=int(n) if n.isdigit() else 0),
     }
 
@@ -117,6 +119,7 @@ def _settings_form(access: ProgramAccess) -> dict[str, Any]:
         "description": program.description,
         "tracks": list(program.tracks),
         "mentor_policy": program.mentor_policy.value,
+        "peer_mentor_min_stage": program.peer_mentor_min_stage.value,
         "default_mentor_capacity": str(program.default_mentor_capacity),
         "enrollment_opens_on": program.enrollment_opens_on or "",
         "enrollment_closes_on": program.enrollment_closes_on or "",

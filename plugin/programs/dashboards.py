@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from plugin.db import utcnow
 from plugin.matching import TrackOffer, rank_mentors
@@ -36,6 +36,7 @@ from plugin.programs.matching_inputs import (
     participant_id,
     reference_monday,
 )
+from plugin.programs.peers import peer_mentor_ids, peer_stage_allows, stage_of
 from plugin.programs.relationships import (
     did_not_work_out_with,
     total_capacity,
@@ -50,6 +51,7 @@ __all__ = [
     "browse_mentors",
     "mentee_home",
     "mentor_home",
+    "next_circle_meetings",
     "next_meetings",
     "partner_ids",
 ]
@@ -194,14 +196,31 @@ def next_meetings(
     session: Session, relationship_ids: list[int], *, now: datetime | None = None
 ) -> dict[int, Meeting]:
     """Each relationship's next scheduled meeting that has not ended (one query for all)."""
-    if not relationship_ids:
+    return _next_meetings_of(session, Meeting.relationship_id, relationship_ids, now)
+
+
+def next_circle_meetings(
+    session: Session, circle_ids: list[int], *, now: datetime | None = None
+) -> dict[int, Meeting]:
+    """Each circle's next scheduled meeting that has not ended (one query for all)."""
+    return _next_meetings_of(session, Meeting.circle_id, circle_ids, now)
+
+
+def _next_meetings_of(
+    session: Session,
+    owner: InstrumentedAttribute[int | None],
+    owner_ids: list[int],
+    now: datetime | None,
+) -> dict[int, Meeting]:
+    """The soonest upcoming scheduled meeting per value of ``owner`` (a meeting column)."""
+    if not owner_ids:
         return {}
     now = now or utcnow()
     upcoming = (Meeting.status == MeetingStatus.SCHEDULED) & (Meeting.ends_at > now)
     soonest = (
-        select(Meeting.relationship_id, func.min(Meeting.starts_at).label("starts_at"))
-        .where(Meeting.relationship_id.in_(relationship_ids), upcoming)
-        .group_by(Meeting.relationship_id)
+        select(owner.label("owner_id"), func.min(Meeting.starts_at).label("starts_at"))
+        .where(owner.in_(owner_ids), upcoming)
+        .group_by(owner)
         .subquery()
     )
     found: dict[int, Meeting] = {}
@@ -209,14 +228,14 @@ def next_meetings(
         select(Meeting)
         .join(
             soonest,
-            (soonest.c.relationship_id == Meeting.relationship_id)
-            & (soonest.c.starts_at == Meeting.starts_at),
+            (soonest.c.owner_id == owner) & (soonest.c.starts_at == Meeting.starts_at),
         )
         .where(upcoming)
         .order_by(Meeting.id)
     ):
-        if meeting.relationship_id is not None:
-            found.setdefault(meeting.relationship_id, meeting)  # two at once: the first made
+        key = getattr(meeting, owner.key)
+        if key is not None:
+            found.setdefault(key, meeting)  # two at once: the first made
     return found
 
 
@@ -246,7 +265,7 @@ def browse_mentors(
     cannot rank (no common availability) follow, most shared interests first, so a mentee
     still sees everyone with room. A mentor a relationship of this mentee closed as not
     working out with is not listed: the mentee cannot ask them again (a coordinator can
-    still pair them).
+    still pair them). Nor is a peer mentor not at a later career stage than the mentee.
     """
     mentors = session.scalars(
         select(Participant).where(
@@ -257,6 +276,8 @@ def browse_mentors(
             Participant.id.not_in(did_not_work_out_with(mentee.id)),
         )
     ).all()
+    peers = peer_mentor_ids(session, program, mentors)
+    mentee_stage = stage_of(mentee)
     taken: dict[tuple[int, str], int] = defaultdict(int)
     totals: dict[int, int] = defaultdict(int)
     for mentor_id, track_value, count in session.execute(
@@ -269,6 +290,8 @@ def browse_mentors(
     mine = set(mentee.profile.interests if mentee.profile else [])
     cards: dict[int, MentorCard] = {}
     for mentor in mentors:
+        if mentor.id in peers and not peer_stage_allows(program, stage_of(mentor), mentee_stage):
+            continue
         free = min(
             track_capacity(program, mentor, track) - taken[(mentor.id, track.value)],
             total_capacity(program, mentor) - totals[mentor.id],
@@ -306,7 +329,7 @@ def _rank(
         )
         for card in cards.values()
     ]
-    ranked = rank_mentors(  # browse_mentors has left out those it did not work out with
+    ranked = rank_mentors(  # browse_mentors has left out the pairs that may not be made
         mentee_profile(mentee, (track.value,), monday),
         profiles,
         track.value,

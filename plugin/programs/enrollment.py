@@ -2,15 +2,17 @@
 for deletion.
 
 Withdrawing ends every open relationship with the reason "withdrawn" (through
-:func:`close_relationship`, so seats are freed and history is kept), leaves every circle and
-tells each partner in the app. A deletion request is recorded for the coordinators in the
-audit trail (they erase the person's records; the request itself names no personal data)
-and withdraws the person at once.
+:func:`close_relationship`, so seats are freed and history is kept), leaves every circle,
+gives up facilitating open circles, is dropped from the circles' upcoming meetings (their
+calendars lose them), and tells each partner and circle member in the app.
+A deletion request is recorded for the coordinators in the audit trail (they erase the
+person's records; the request itself names no personal data) and withdraws the person at
+once.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from plugin.audit import record_audit
 from plugin.db import utcnow
 from plugin.models import (
+    Circle,
     CircleMember,
     CloseReason,
     Goal,
@@ -155,19 +158,62 @@ def withdraw(
             link=f"/programs/{participant.program_id}/",
         )
     now = utcnow()
+    _leave_circles(session, participant, by_coordinator=by_coordinator, now=now)
+    participant.status = ParticipantStatus.WITHDRAWN
+    participant.withdrawn_at = now
+    session.flush()
+    from plugin.meetings.scheduling import cancel_meetings_of_departed
+
+    # After the status: they are then no longer invited to any circle's meetings, even
+    # those of a closed circle that keeps them as its facilitator for the record.
+    cancel_meetings_of_departed(session, participant, now=now)
+    session.flush()
+    return len(relationships)
+
+
+def _leave_circles(
+    session: Session, participant: Participant, *, by_coordinator: bool, now: datetime
+) -> None:
+    """Leave every circle and stop facilitating open ones; tell the rest of each open one.
+
+    A closed circle keeps its facilitator for the record. An open one is left without a
+    facilitator, so its members agree to each other's goals (:func:`goals.goal_agreers`).
+    """
+    left: set[Circle] = set()
     for membership in session.scalars(
         select(CircleMember).where(
             CircleMember.participant_id == participant.id, CircleMember.left_at.is_(None)
         )
     ):
         membership.left_at = now
-    from plugin.meetings.scheduling import cancel_meetings_of_departed
-
-    cancel_meetings_of_departed(session, participant, now=now)
-    participant.status = ParticipantStatus.WITHDRAWN
-    participant.withdrawn_at = now
+        left.add(membership.circle)
+    facilitated = session.scalars(
+        select(Circle).where(Circle.facilitator_id == participant.id, Circle.closed_at.is_(None))
+    ).all()
+    for circle in facilitated:
+        circle.facilitator = None
+        circle.facilitator_id = None
     session.flush()
-    return len(relationships)
+    name = participant.display_name
+    verb = "was withdrawn" if by_coordinator else "withdrew"
+    for circle in sorted(left | set(facilitated), key=lambda c: c.id):
+        if circle.closed_at is not None:
+            continue
+        if circle in facilitated:
+            kind = "circle.facilitator_left"
+            text = (
+                f"{name} {verb} from the program, so your peer circle {circle.name} has no "
+                "facilitator now: its members agree to each other's goals."
+            )
+        else:
+            kind = "circle.member_left"
+            text = f"{name} {verb} from the program and has left your peer circle {circle.name}."
+        recipients = {m.participant for m in circle.members if m.left_at is None}
+        if circle.facilitator is not None:
+            recipients.add(circle.facilitator)
+        recipients = {p for p in recipients if p.status == ParticipantStatus.ACTIVE}
+        for recipient in sorted(recipients - {participant}, key=lambda p: p.id):
+            notify(session, recipient, kind=kind, text=text, link=f"/programs/{circle.program_id}/")
 
 
 def request_deletion(session: Session, participant: Participant, *, actor_user_id: int) -> None:
@@ -286,7 +332,13 @@ def export_participant_data(session: Session, participant: Participant) -> dict[
                 "status": g.status.value,
                 "progress": g.progress,
                 "history": [
-                    {"kind": u.kind, "progress": u.progress, "note": u.note, "at": _iso(u.at)}
+                    {
+                        "kind": u.kind,
+                        "progress": u.progress,
+                        "note": u.note,
+                        "changes": u.changes,
+                        "at": _iso(u.at),
+                    }
                     for u in g.updates
                 ],
             }

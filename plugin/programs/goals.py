@@ -1,5 +1,6 @@
 """Goals: a mentee writes a SMART goal inside a relationship or circle, the mentor (or the
-circle's facilitator) agrees to it, and either side checks in on its progress.
+circle's facilitator; in a circle without one, another member) agrees to it, and either
+side checks in on its progress.
 
 A goal is visible to its owner and to their partners in that relationship or circle, and to
 no one else (coordinators see goals in aggregate, on their own pages). Every change writes
@@ -34,9 +35,11 @@ __all__ = [
     "agree_goal",
     "carry_over_goals",
     "create_goal",
-    "goal_agreer",
+    "goal_agreers",
     "goal_viewers",
     "goals_visible_to",
+    "read_target_date",
+    "read_title_and_measure",
     "shareable_scopes",
 ]
 
@@ -87,13 +90,19 @@ def goal_viewers(goal: Goal) -> set[int]:
     return viewers
 
 
-def goal_agreer(goal: Goal) -> int | None:
-    """Who agrees to ``goal``: the pair's mentor, or the circle's facilitator."""
+def goal_agreers(goal: Goal) -> set[int]:
+    """Who may agree to ``goal``: the pair's mentor, or the circle's facilitator.
+
+    A peer circle without a facilitator agrees among itself: any current member other
+    than the owner may agree (else no goal there could ever be agreed, nor achieved).
+    """
     if goal.pair is not None:
-        return goal.pair.mentor_id
+        return {goal.pair.mentor_id}
     if goal.circle is not None:
-        return goal.circle.facilitator_id
-    return None
+        if goal.circle.facilitator_id is not None:
+            return {goal.circle.facilitator_id}
+        return _circle_member_ids(goal.circle) - {goal.owner_id}
+    return set()
 
 
 def goals_visible_to(session: Session, participant: Participant) -> list[Goal]:
@@ -122,7 +131,9 @@ def goals_visible_to(session: Session, participant: Participant) -> list[Goal]:
     )
 
 
-def _parse_date(errors: dict[str, str], value: str, today: date) -> date | None:
+def read_target_date(errors: dict[str, str], value: str, today: date) -> date | None:
+    """A goal's target date from form text: a date after ``today``, else a message in
+    ``errors["target_date"]`` and None."""
     try:
         parsed = date.fromisoformat(value.strip())
     except ValueError:
@@ -132,6 +143,22 @@ def _parse_date(errors: dict[str, str], value: str, today: date) -> date | None:
         errors["target_date"] = "Choose a target date in the future."
         return None
     return parsed
+
+
+def read_title_and_measure(errors: dict[str, str], title: str, measure: str) -> tuple[str, str]:
+    """A goal's what and measure, stripped; a message in ``errors`` for each that is empty
+    or too long."""
+    title = title.strip()
+    if not title:
+        errors["title"] = "Say what you want to achieve."
+    elif len(title) > TITLE_MAX:
+        errors["title"] = f"Use at most {TITLE_MAX} characters."
+    measure = measure.strip()
+    if not measure:
+        errors["measure"] = "Say how you will know you got there."
+    elif len(measure) > MEASURE_MAX:
+        errors["measure"] = f"Use at most {MEASURE_MAX} characters."
+    return title, measure
 
 
 def create_goal(
@@ -153,17 +180,8 @@ def create_goal(
     circle = next((c for c in circles if f"c{c.id}" == scope), None)
     if pair is None and circle is None:
         errors["scope"] = "Choose one of your mentors or circles to share this goal with."
-    title = title.strip()
-    if not title:
-        errors["title"] = "Say what you want to achieve."
-    elif len(title) > TITLE_MAX:
-        errors["title"] = f"Use at most {TITLE_MAX} characters."
-    measure = measure.strip()
-    if not measure:
-        errors["measure"] = "Say how you will know you got there."
-    elif len(measure) > MEASURE_MAX:
-        errors["measure"] = f"Use at most {MEASURE_MAX} characters."
-    when = _parse_date(errors, target_date, today)
+    title, measure = read_title_and_measure(errors, title, measure)
+    when = read_target_date(errors, target_date, today)
     if errors:
         raise FormInvalid(errors)
     goal = Goal(
@@ -180,8 +198,7 @@ def create_goal(
     session.add(goal)
     session.add(GoalUpdate(goal=goal, author_id=owner.id, kind="created", status="proposed"))
     session.flush()
-    agreer_id = goal_agreer(goal)
-    if agreer_id is not None:
+    for agreer_id in sorted(goal_agreers(goal)):
         agreer = session.get(Participant, agreer_id)
         if agreer is not None:
             notify(
@@ -195,9 +212,12 @@ def create_goal(
 
 
 def agree_goal(session: Session, goal: Goal, *, actor: Participant) -> Goal:
-    """The mentor (or facilitator) agrees to a proposed goal."""
-    if goal_agreer(goal) != actor.id:
-        raise NotAllowed("only the mentor this goal is shared with can agree to it")
+    """The mentor (or facilitator, or a peer in a circle without one) agrees to a goal."""
+    if actor.id not in goal_agreers(goal):
+        raise NotAllowed(
+            "only the mentor or facilitator this goal is shared with (in a circle without "
+            "a facilitator, another member) can agree to it"
+        )
     if goal.status != GoalStatus.PROPOSED:
         raise StateConflict("this goal has already been agreed")
     goal.status = GoalStatus.AGREED
@@ -270,9 +290,10 @@ def add_checkin(
 def carry_over_goals(session: Session, relationship: Relationship, *, actor_id: int | None) -> int:
     """Link the goals chosen for a re-match to ``relationship`` now that it is active.
 
-    Only goals still in the closed relationship and owned by the mentee move; each keeps its
-    history and gains a "carried_over" entry naming the relationship it came from. The
-    choice is then emptied, so running this again changes nothing.
+    Only goals still in the closed relationship, owned by the mentee and still unfinished
+    (one dropped or achieved since it was chosen stays behind) move; each keeps its history
+    and gains a "carried_over" entry naming the relationship it came from. The choice is
+    then emptied, so running this again changes nothing.
     """
     chosen = list(relationship.carry_goal_ids or [])
     previous = relationship.rematch_of_id
@@ -285,6 +306,7 @@ def carry_over_goals(session: Session, relationship: Relationship, *, actor_id: 
             Goal.id.in_(chosen),
             Goal.relationship_id == previous,
             Goal.owner_id == relationship.mentee_id,
+            Goal.status.in_(CARRYABLE),
         )
         .order_by(Goal.id)
     ):

@@ -3,7 +3,8 @@
 Availability is converted from each person's IANA zone to UTC minutes of the week on a
 reference week (the week the round runs in, so daylight-saving offsets are the current
 ones); capacities are net of the seats a mentor already holds; exclusions list the pairs
-that are active or closed as not working, the coordinator's, and the round's rejections.
+that are active or closed as not working, the coordinator's, the round's rejections, and
+peer mentors with mentees not at an earlier career stage (:mod:`plugin.programs.peers`).
 Opt-in preferences are decoded here for the engine only and never stored in the snapshot.
 """
 
@@ -43,6 +44,7 @@ from plugin.models import (
     Track,
 )
 from plugin.models.relationships import SEAT_HOLDING
+from plugin.programs.peers import peer_mentor_ids, peer_stage_allows, stage_of
 from plugin.programs.profile_form import private_preferences
 from plugin.programs.relationships import Seats, total_capacity, track_capacity
 
@@ -261,6 +263,21 @@ def _exclusions(session: Session, program: Program, round_: MatchRound) -> list[
     return found
 
 
+def _stage_exclusions(
+    session: Session, program: Program, mentees: list[Participant], mentors: list[Participant]
+) -> list[Exclusion]:
+    """Each peer mentor with each mentee they may not take (see plugin.programs.peers)."""
+    peers = peer_mentor_ids(session, program, mentors)
+    return [
+        Exclusion(engine_id(mentee.id), engine_id(mentor.id), ExclusionReason.STAGE)
+        for mentor in mentors
+        if mentor.id in peers
+        for mentee in mentees
+        if mentee.id != mentor.id
+        and not peer_stage_allows(program, stage_of(mentor), stage_of(mentee))
+    ]
+
+
 def _people(session: Session, program: Program) -> list[Participant]:
     return list(
         session.scalars(
@@ -284,6 +301,8 @@ def build_engine_inputs(session: Session, round_: MatchRound, *, now: datetime) 
     held = held_seats(session, program)
     mentees: list[MenteeProfile] = []
     mentors: list[MentorProfile] = []
+    round_mentees: list[Participant] = []
+    round_mentors: list[Participant] = []
     for person in _people(session, program):
         if person.is_mentee and person.profile is not None:
             tracks = tuple(
@@ -293,10 +312,12 @@ def build_engine_inputs(session: Session, round_: MatchRound, *, now: datetime) 
             )
             if tracks:
                 mentees.append(mentee_profile(person, tracks, monday))
+                round_mentees.append(person)
         if person.is_mentor:
             mentor = mentor_profile(program, person, held.get(person.id, {}), monday)
             if mentor is not None:
                 mentors.append(mentor)
+                round_mentors.append(person)
     asked = {(m.id, t) for m in mentees for t in m.tracks}
     offering = {(m.id, o.track) for m in mentors for o in m.offers}
     locked = [
@@ -309,7 +330,10 @@ def build_engine_inputs(session: Session, round_: MatchRound, *, now: datetime) 
     return EngineInputs(
         mentees=tuple(mentees),
         mentors=tuple(mentors),
-        exclusions=tuple(_exclusions(session, program, round_)),
+        exclusions=(
+            *_exclusions(session, program, round_),
+            *_stage_exclusions(session, program, round_mentees, round_mentors),
+        ),
         locked=tuple(locked),
         snapshot=_snapshot(mentees, mentors, monday),
     )

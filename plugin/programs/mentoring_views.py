@@ -91,7 +91,8 @@ def request_mentor(access: ProgramAccess, program_id: int, mentor_id: int) -> Re
     """A mentee asks a mentor on one track (a proposed relationship holding the seat)."""
     mentee = require_mentee(access)
     session = request_session()
-    track = _chosen_track(access, request.form.get("track", "-"))
+    # The form always names its track: a missing or empty one is refused, not defaulted.
+    track = _chosen_track(access, request.form.get("track") or "-")
     mentor = session.get(Participant, mentor_id)
     if mentor is None or mentor.program_id != program_id:
         abort(404)

@@ -28,6 +28,7 @@ from plugin.models import (
 )
 from plugin.programs import dashboards, enrollment, goals, rematch
 from plugin.programs.access import ProgramAccess, program_view
+from plugin.programs.circle_home import my_circles
 from plugin.programs.errors import FormInvalid
 from plugin.programs.notifications import mark_read, unread_notifications
 from plugin.programs.profile_form import (
@@ -39,7 +40,7 @@ from plugin.programs.profile_form import (
     validate_profile,
 )
 from plugin.programs.service import programs_holding_data
-from plugin.programs.view_helpers import back_home, query_string, refuse, today_for
+from plugin.programs.view_helpers import back_home, query_string, today_for
 from plugin.programs.vocabulary import backgrounds, program_vocabulary
 
 __all__ = ["blueprint", "home_context"]
@@ -72,6 +73,7 @@ def home_context(access: ProgramAccess) -> dict[str, Any]:
         "mentee_home": None,
         "mentor_home": None,
         "my_goals": [],
+        "my_circles": [],
         "rematches": [],
         "viewer_zone": viewer_zone(participant, access.user),
     }
@@ -82,6 +84,7 @@ def home_context(access: ProgramAccess) -> dict[str, Any]:
         context["rematches"] = rematch.mentee_rematches(session, access.program, participant)
     if access.is_mentor:
         context["mentor_home"] = dashboards.mentor_home(session, access.program, participant)
+    context["my_circles"] = my_circles(session, access.program, participant)
     context["my_goals"] = goals.goals_visible_to(session, participant)
     return context
 
@@ -210,6 +213,7 @@ def save_profile(access: ProgramAccess, program_id: int) -> ResponseReturnValue:
             participant=participant,
             may_mentee=may_mentee,
             may_mentor=may_mentor,
+            peer_min_stage=access.peer_mentor_min_stage,
         )
         enrollment.save_enrollment(
             session,
@@ -233,7 +237,8 @@ def withdraw(access: ProgramAccess, program_id: int) -> ResponseReturnValue:
     if access.participant is None or not access.enrolled:
         abort(403)
     if request.form.get("confirm") != "yes":
-        refuse(400, "Tick the box to confirm that you want to withdraw.")
+        confirm = {"confirm": "Tick the box to confirm that you want to withdraw."}
+        return _render_profile(access, _stored_input(access), confirm, 400)
     session = request_session()
     enrollment.withdraw(session, access.participant)
     session.commit()
@@ -262,7 +267,9 @@ def privacy(access: ProgramAccess, program_id: int) -> ResponseReturnValue:
     """Download my data; ask for deletion."""
     if access.participant is None:
         abort(403)
-    return render_template("programs/privacy.html", access=access, program=access.program)
+    return render_template(
+        "programs/privacy.html", access=access, program=access.program, errors={}
+    )
 
 
 @blueprint.get("/courses/<int:course_id>/privacy")
@@ -306,10 +313,19 @@ def ask_for_deletion(access: ProgramAccess, program_id: int) -> ResponseReturnVa
     if access.participant is None:
         abort(403)
     if request.form.get("confirm") != "yes":
-        refuse(400, "Tick the box to confirm that you want your data deleted.")
+        return render_template(
+            "programs/privacy.html",
+            access=access,
+            program=access.program,
+            errors={"confirm": "Tick the box to confirm that you want your data deleted."},
+        ), 400
     session = request_session()
     enrollment.request_deletion(session, access.participant, actor_user_id=access.user.id)
     session.commit()
     return render_template(
-        "programs/privacy.html", access=access, program=access.program, deletion_requested=True
+        "programs/privacy.html",
+        access=access,
+        program=access.program,
+        deletion_requested=True,
+        errors={},
     )

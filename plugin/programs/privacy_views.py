@@ -50,9 +50,8 @@ def erase(access: ProgramAccess, program_id: int, participant_id: int) -> Respon
     if person is None:
         abort(404)
     if request.form.get("confirm") != "yes":
-        return _requests_page(
-            access, {"confirm": "Tick the box to confirm the erasure; it cannot be undone."}, 400
-        )
+        message = "Tick the box to confirm the erasure; it cannot be undone."
+        return _requests_page(access, {f"confirm-{person.id}": message}, 400)
     erased = erase_participant(session, person, actor_user_id=access.user.id)
     session.commit()
     notice = "erased" if erased else "already_erased"

@@ -3,7 +3,8 @@
 :func:`validate_profile` turns what the person typed (:class:`ProfileInput`, plain strings
 as the form sent them) into a :class:`ProfileData`, or raises ``FormInvalid`` naming each
 wrong field. It reads the database only for the mentor's current seats, so a capacity can
-never be set below the mentees they already have.
+never be set below the mentees they already have. A learner's offer to mentor must meet the
+program's peer-mentor career stage (see :mod:`plugin.programs.peers`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from plugin.models import CareerStage, MeetingFormat, Participant, Program, Relationship, Track
+from plugin.models import (
+    CareerStage,
+    MeetingFormat,
+    Participant,
+    ParticipantStatus,
+    Program,
+    Relationship,
+    Track,
+)
 from plugin.models.relationships import SEAT_HOLDING
 from plugin.programs.errors import FormInvalid
 from plugin.programs.vocabulary import backgrounds, program_vocabulary
@@ -230,6 +239,34 @@ def _roles(
         )
 
 
+def _peer_bar(
+    errors: dict[str, str],
+    data: ProfileInput,
+    stage: CareerStage | None,
+    *,
+    peer_min_stage: CareerStage | None,
+    participant: Participant | None,
+) -> None:
+    """A learner's new offer to mentor needs the program's peer-mentor career stage.
+
+    Someone mentoring here already keeps their role when a coordinator raises the bar
+    later: their relationships go on, and they can still edit their profile.
+    """
+    if not data.as_mentor or peer_min_stage is None or stage is None or "roles" in errors:
+        return
+    if (
+        participant is not None
+        and participant.is_mentor
+        and participant.status == ParticipantStatus.ACTIVE
+    ):
+        return
+    if stage.rank < peer_min_stage.rank:
+        errors["career_stage"] = (
+            f"Peer mentors in this program are at the “{peer_min_stage.label}” stage or "
+            "later; at your stage you can join as a mentee."
+        )
+
+
 def _tracks(errors: dict[str, str], name: str, chosen: list[str], program: Program) -> list[str]:
     offered = [t.value for t in program.offered_tracks]
     if any(t not in offered for t in chosen):
@@ -303,8 +340,13 @@ def validate_profile(
     participant: Participant | None,
     may_mentee: bool,
     may_mentor: bool,
+    peer_min_stage: CareerStage | None = None,
 ) -> ProfileData:
-    """Check every field of the enrollment form; raise FormInvalid with a message per field."""
+    """Check every field of the enrollment form; raise FormInvalid with a message per field.
+
+    ``peer_min_stage`` is the career stage a peer (a learner) must declare to offer
+    mentoring (None for faculty and invited mentors: no bar).
+    """
     errors: dict[str, str] = {}
     seats = open_seats_by_track(session, participant) if participant is not None else {}
     _roles(
@@ -346,6 +388,7 @@ def validate_profile(
         stage = CareerStage(data.career_stage)
     else:
         errors["career_stage"] = "Choose your career stage."
+    _peer_bar(errors, data, stage, peer_min_stage=peer_min_stage, participant=participant)
     time_zone = _time_zone(errors, data.time_zone)
     availability = _windows(errors, data.windows)
     meeting_format = MeetingFormat.EITHER

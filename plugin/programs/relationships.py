@@ -32,6 +32,7 @@ from plugin.models import (
 from plugin.models.relationships import SEAT_HOLDING
 from plugin.programs.errors import CapacityFull, NotAllowed, StateConflict
 from plugin.programs.goals import carry_over_goals
+from plugin.programs.peers import peer_stage_allows_pair
 
 __all__ = [
     "Seats",
@@ -171,7 +172,8 @@ def propose_relationship(
     published match is ACTIVE at once (``activate``). A re-match names the relationship it
     replaces and the goals to carry over when it becomes active. Raises CapacityFull when no seat is
     free, StateConflict when the mentee already has an open relationship on that track,
-    NotAllowed for an ineligible pair.
+    NotAllowed for an ineligible pair (for a mentee's request also: a mentor it did not work
+    out with, a peer mentor not at a later career stage than the mentee).
     """
     if mentee.program_id != program.id or mentor.program_id != program.id:
         raise NotAllowed("both people must be in this program")
@@ -189,6 +191,14 @@ def propose_relationship(
         # The matcher never proposes such a pair; a coordinator may still pair them.
         raise NotAllowed(
             "a relationship with this mentor did not work out before; choose another mentor"
+        )
+    if origin == RelationshipOrigin.REQUEST and not peer_stage_allows_pair(
+        session, program, mentee, mentor
+    ):
+        # As with the pair above: rounds never propose it, a coordinator may still make it.
+        raise NotAllowed(
+            f"{mentor.display_name} is a peer mentor, who mentors people at an earlier career "
+            "stage than their own; choose another mentor"
         )
 
     _lock_seats(session, mentor)
@@ -258,7 +268,11 @@ def set_paused(
     """Pause an active relationship or resume a paused one (it keeps its seat)."""
     wanted_from = RelationshipStatus.ACTIVE if paused else RelationshipStatus.PAUSED
     if relationship.status != wanted_from:
-        raise StateConflict(f"only an {wanted_from.value} relationship can be changed this way")
+        raise StateConflict(
+            "only an active relationship can be paused"
+            if paused
+            else "only a paused relationship can be resumed"
+        )
     before = relationship.status.value
     relationship.status = RelationshipStatus.PAUSED if paused else RelationshipStatus.ACTIVE
     _record(session, relationship, "paused" if paused else "resumed", actor, before)

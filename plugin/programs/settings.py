@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from plugin.audit import diff_fields, record_audit
 from plugin.followups.policy import FollowUpPolicy
-from plugin.models import MentorPolicy, Program, Relationship, Track
+from plugin.models import CareerStage, MentorPolicy, Program, Relationship, Track
 from plugin.models.relationships import SEAT_HOLDING
 from plugin.programs.errors import FormInvalid
 
@@ -83,6 +83,7 @@ def settings_snapshot(program: Program) -> dict[str, Any]:
         "description": program.description,
         "tracks": list(program.tracks),
         "mentor_policy": program.mentor_policy.value,
+        "peer_mentor_min_stage": program.peer_mentor_min_stage.value,
         "default_mentor_capacity": program.default_mentor_capacity,
         "enrollment_opens_on": _iso(program.enrollment_opens_on),
         "enrollment_closes_on": _iso(program.enrollment_closes_on),
@@ -163,6 +164,10 @@ def _parse(session: Session, program: Program, form: SettingsForm) -> dict[str, 
     if policy not in MentorPolicy._value2member_map_:
         p.errors["mentor_policy"] = "Choose who may be a mentor."
         policy = program.mentor_policy.value
+    # Kept with faculty-only mentors too, so allowing peers again brings the same bar back.
+    peer_stage = p.text("peer_mentor_min_stage")
+    if peer_stage not in CareerStage._value2member_map_:
+        p.errors["peer_mentor_min_stage"] = "Choose the career stage peer mentors start from."
 
     capacity = p.integer("default_mentor_capacity", CAPACITY_RANGE, "the capacity")
     opens, closes = p.day("enrollment_opens_on"), p.day("enrollment_closes_on")
@@ -184,6 +189,7 @@ def _parse(session: Session, program: Program, form: SettingsForm) -> dict[str, 
         "description": description,
         "tracks": [t.value for t in Track if t.value in tracks],
         "mentor_policy": policy,
+        "peer_mentor_min_stage": peer_stage,
         "default_mentor_capacity": capacity,
         "enrollment_opens_on": _iso(opens),
         "enrollment_closes_on": _iso(closes),
@@ -282,6 +288,8 @@ def update_program_settings(
     program.description = after["description"]
     program.tracks = after["tracks"]
     program.mentor_policy = MentorPolicy(after["mentor_policy"])
+    # Raising the bar ends no relationship and takes no mentor role away (see peers).
+    program.peer_mentor_min_stage = CareerStage(after["peer_mentor_min_stage"])
     program.default_mentor_capacity = after["default_mentor_capacity"]
     program.enrollment_opens_on = _day(after["enrollment_opens_on"])
     program.enrollment_closes_on = _day(after["enrollment_closes_on"])

@@ -29,6 +29,7 @@ from plugin.models import (
     User,
 )
 from plugin.programs.errors import ProgramError
+from plugin.programs.invitation_mail import queue_invitation_mail
 
 __all__ = [
     "IMPORT_COLUMNS",
@@ -292,9 +293,10 @@ def _conflicts(session: Session, program: Program, rows: list[_Row]) -> list[Row
 def import_external_mentors(
     session: Session, program: Program, text: str, *, actor_user_id: int
 ) -> list[Participant]:
-    """Create invited mentors from CSV text, all or none.
+    """Create invited mentors from CSV text, all or none, and queue each one's e-mail.
 
-    Raises ImportRejected listing every bad line; nothing is written then.
+    Raises ImportRejected listing every bad line; nothing is written then. The e-mails are
+    written in the same transaction and sent by a job after it commits.
     """
     rows, errors = _read_rows(text, program)
     if not errors and not rows:
@@ -320,6 +322,8 @@ def import_external_mentors(
         session.add(participant)
         created.append(participant)
     session.flush()
+    for participant in created:
+        queue_invitation_mail(session, participant, invited_by_user_id=actor_user_id)
     record_audit(
         session,
         course_id=program.course_id,
@@ -328,6 +332,10 @@ def import_external_mentors(
         action="mentors.imported",
         target_type="program",
         target_id=program.id,
-        after={"invited": len(created), "participant_ids": [p.id for p in created]},
+        after={
+            "invited": len(created),
+            "participant_ids": [p.id for p in created],
+            "emailed": len(created),
+        },
     )
     return created

@@ -1,4 +1,5 @@
-"""Coordinator routes for CSV exports, the external-mentor import and invitation links.
+"""Coordinator routes for CSV exports, the external-mentor import, invitation links and
+invitation e-mails.
 
 Registered on the coordinator blueprint (same access rule: this program's coordinators).
 """
@@ -11,6 +12,8 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
+    redirect,
     render_template,
     request,
     stream_with_context,
@@ -23,6 +26,8 @@ from plugin.models import Participant, ParticipantStatus
 from plugin.programs.access import ProgramAccess, program_view
 from plugin.programs.coordination import participant_in_program
 from plugin.programs.coordinator_views import blueprint
+from plugin.programs.errors import StateConflict
+from plugin.programs.invitation_mail import email_new_link, invitation_mails
 from plugin.programs.invitations import INVITATION_TTL, invitation_token
 from plugin.programs.transfer import (
     IMPORT_COLUMNS,
@@ -31,6 +36,7 @@ from plugin.programs.transfer import (
     export_relationships,
     import_external_mentors,
 )
+from plugin.programs.view_helpers import refuse
 
 __all__: list[str] = []
 
@@ -117,21 +123,55 @@ def import_mentors(access: ProgramAccess, program_id: int) -> ResponseReturnValu
     return render_template("coordinator/import.html", **context)
 
 
+def _invited(access: ProgramAccess, participant_id: int) -> Participant:
+    person = participant_in_program(request_session(), access.program, participant_id)
+    if person is None or person.status != ParticipantStatus.INVITED:
+        abort(404)
+    return person
+
+
 @blueprint.get("/people/<int:participant_id>/invitation")
 @program_view(coordinator=True)
 def invitation_link(
     access: ProgramAccess, program_id: int, participant_id: int
 ) -> ResponseReturnValue:
-    """A fresh invitation link for an invited mentor who has not accepted yet."""
-    person = participant_in_program(request_session(), access.program, participant_id)
-    if person is None or person.status != ParticipantStatus.INVITED:
-        abort(404)
+    """A fresh invitation link for an invited mentor who has not accepted yet, the e-mails
+    sent so far, and a button to e-mail a new link."""
+    person = _invited(access, participant_id)
     return render_template(
         "coordinator/invitation_link.html",
         access=access,
         program=access.program,
         person=person,
         url=invitation_url(person),
+        mails=invitation_mails(request_session(), person),
+        emailed=request.args.get("emailed") == "1",
         ttl_days=INVITATION_TTL // 86400,
         errors={},
+    )
+
+
+@blueprint.post("/people/<int:participant_id>/invitation")
+@program_view(coordinator=True)
+def email_invitation(
+    access: ProgramAccess, program_id: int, participant_id: int
+) -> ResponseReturnValue:
+    """E-mail an invited mentor a new link (none is added while one is still on its way)."""
+    session = request_session()
+    person = _invited(access, participant_id)
+    try:
+        email_new_link(session, access.program, person, actor_user_id=access.user.id)
+    except StateConflict:
+        session.rollback()  # they accepted a moment ago
+        refuse(409, "This mentor has just accepted their invitation; no e-mail is needed.")
+    session.commit()
+    return redirect(
+        url_for(
+            "coordinator.invitation_link",
+            program_id=program_id,
+            participant_id=participant_id,
+            emailed=1,
+            lt=g.launch_token,
+        ),
+        303,
     )

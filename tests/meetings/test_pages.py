@@ -32,6 +32,7 @@ from plugin.models import (
 )
 from tests.meetings.conftest import Pair, draft
 from tests.programs.conftest import LEARNER, Person, Tenant
+from tests.programs.forms import database_snapshot, field_error, page_alert
 
 Persons = Callable[..., Person]
 #: Pages join start and end times with an en dash.
@@ -216,6 +217,40 @@ def test_detail_page_reschedules_cancels_with_a_reason_and_refuses_without(
     assert person.post(f"{base}/record", {"status": "held"}).status_code == 409
 
 
+@pytest.mark.parametrize(
+    ("action", "form", "field", "says"),
+    [
+        ("reschedule", {"start": "12:00", "end": "11:00"}, "end", "after it starts"),
+        ("reschedule", {"time_zone": "Atlantis/Capital"}, "time_zone", "from the list"),
+        ("reschedule", {"conference_url": "ftp://x"}, "conference_url", "https://"),
+        ("cancel", {"reason": "  "}, "reason", "Say why the meeting is cancelled"),
+        ("record", {"status": "bogus"}, None, "Choose held or missed."),
+    ],
+)
+def test_bad_changes_on_the_detail_page_are_refused_and_change_nothing(
+    session: Session,
+    pair: Pair,
+    as_person: Persons,
+    action: str,
+    form: dict[str, str],
+    field: str | None,
+    says: str,
+) -> None:
+    person = as_mentor(as_person, pair)
+    person.post(new_meeting_url(pair), custom_form())
+    meeting = session.scalars(select(Meeting)).one()
+    before = database_snapshot(session)
+    data = custom_form(**form) if action == "reschedule" else form
+    response = person.post(f"/programs/{pair.program.id}/meetings/{meeting.id}/{action}", data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    if field is None:  # buttons, not a field: said on top
+        assert says in page_alert(html)
+    else:
+        assert says in field_error(html, field)
+    assert database_snapshot(session) == before
+
+
 def test_the_ics_feed_lists_meetings_by_key_and_version_and_dies_when_revoked(
     session: Session, pair: Pair, as_person: Persons, client: FlaskClient
 ) -> None:
@@ -358,6 +393,50 @@ def test_a_mentor_publishes_a_slot_and_two_mentees_cannot_book_the_same_time(
     # A mentor's own page is not for mentees, and the other way round.
     assert mentee.get(slots_url).status_code == 404
     assert mentor.get(book_url).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"occurrence": "next tuesday"}, "Choose one of the listed times."),
+        ({"occurrence": "{first}T19:07:00+00:00"}, "Choose one of the listed times."),
+        ({"occurrence": "{first}T19:00:00"}, "Choose one of the listed times."),
+        ({"topic": "Astrology"}, "Choose a topic from the list."),
+    ],
+)
+def test_a_bad_booking_is_refused_at_its_slot_and_changes_nothing(
+    session: Session, pair: Pair, as_person: Persons, change: dict[str, str], says: str
+) -> None:
+    from datetime import time
+
+    from plugin.models import MeetingFormat
+
+    slot = Slot(
+        program_id=pair.program.id,
+        mentor_id=pair.mentor.id,
+        weekday=1,
+        local_start=time(14, 0),
+        local_end=time(15, 0),
+        time_zone="America/New_York",
+        cutoff_hours=2,
+        topics=["Research"],
+        format=MeetingFormat.VIRTUAL,
+        conference_url="https://meet.example.edu/omar",
+    )
+    session.add(slot)
+    session.flush()
+    mentee = as_mentee(as_person, pair)
+    page = mentee.get(f"/programs/{pair.program.id}/book").get_data(as_text=True)
+    first = page.split('name="occurrence"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
+    form = {"slot_id": str(slot.id), "occurrence": first, "topic": "Research"}
+    form.update({k: v.format(first=first[:10]) for k, v in change.items()})
+    before = database_snapshot(session)
+    response = mentee.post(f"/programs/{pair.program.id}/book", form)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert says in page_alert(html)
+    assert 'aria-invalid="true"' in html
+    assert database_snapshot(session) == before
 
 
 def test_a_circle_member_schedules_a_circle_meeting_for_everyone_in_it(

@@ -179,9 +179,10 @@ def as_person(app: Flask) -> Callable[..., Person]:
 def seed_program(
     session: Session, *, people: int, mentors: int = 1, **profile: Any
 ) -> tuple[Program, list[Participant]]:
-    """A platform, course and program with ``people`` learners, the first ``mentors`` of
-    them mentors and the rest mentees, each with a Profile(**profile); flushed, not
-    committed. For tests on their own database (see ``committed_sessions``)."""
+    """A platform, course and program with ``people`` participants, the first ``mentors`` of
+    them faculty mentors (course instructors) and the rest learner mentees, each with a
+    Profile(**profile); flushed, not committed. For tests on their own database (see
+    ``committed_sessions``)."""
     n = next(_ids)
     platform = Platform(
         issuer=f"https://seed{n}.example.edu",
@@ -199,7 +200,8 @@ def seed_program(
         user = User(platform_id=platform.id, sub=f"s{i}")
         session.add(user)
         session.flush()
-        session.add(CourseMembership(course_id=course.id, user_id=user.id, roles=[LEARNER]))
+        role = INSTRUCTOR if i < mentors else LEARNER
+        session.add(CourseMembership(course_id=course.id, user_id=user.id, roles=[role]))
         participants.append(
             Participant(
                 program_id=program.id,

@@ -1,35 +1,68 @@
-"""A coordinator pairs a mentee with a mentor in a real browser; every page passes axe."""
+"""A coordinator pairs a mentee with a mentor in a real browser, then opens the workspace's
+other pages, the course's pages and an invitation, some with errors shown: each passes axe.
+(The dashboard, attention and follow-up pages are walked in tests/insights.)"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from plugin.db import get_db
 from plugin.lti.provisioning import LaunchIdentity
 from plugin.lti.roles import CourseRole
 from plugin.lti.session import issue_launch_token
 from plugin.models import (
+    Circle,
     Course,
     CourseMembership,
     Deployment,
+    MatchProposal,
+    MatchRound,
     Participant,
     Platform,
     Profile,
     Program,
     Relationship,
     RelationshipStatus,
+    RoundStatus,
+    Track,
     User,
 )
+from plugin.programs.enrollment import request_deletion
 from tests.conftest import LiveServer, accessibility_violations
 from tests.programs.conftest import INSTRUCTOR, LEARNER
 
 pytestmark = pytest.mark.browser
 
 
-def _seed(live_server: LiveServer) -> tuple[int, str]:
-    """A course with a program, a mentee, a mentor and a coordinator; the coordinator's token."""
+@dataclass
+class Seeded:
+    program_id: int
+    course_id: int
+    token: str  #: the coordinator's
+    mentee_token: str  #: Mia's, who is in two programs of the course
+
+
+def _token(live_server: LiveServer, user: User, course: Course, role: CourseRole) -> str:
+    with live_server.app.app_context():
+        return issue_launch_token(
+            LaunchIdentity(
+                user_id=user.id,
+                course_id=course.id,
+                deployment_id=course.deployment_id,
+                roles=frozenset({role}),
+                resource_link_id="link",
+            )
+        )
+
+
+def _seed(live_server: LiveServer) -> Seeded:
+    """A course with a program (mentees, a mentor, a circle, a deletion request) and a
+    second program Mia is also in; the coordinator's token and Mia's."""
     with get_db(live_server.app).session() as session:
         platform = Platform(
             issuer="https://canvas.example.edu",
@@ -41,38 +74,71 @@ def _seed(live_server: LiveServer) -> tuple[int, str]:
         deployment = Deployment(platform=platform, deployment_id="dep")
         course = Course(deployment=deployment, context_id="ctx", title="Clinical Skills I")
         program = Program(course=course, title="Mentorship", tracks=["research", "career"])
-        people = {
-            name: User(platform=platform, sub=name, name=name)
-            for name in ("Casey Coordinator", "Mia Mentee", "Max Mentor", "Nora Notyet")
-        }
-        session.add_all([platform, deployment, course, program, *people.values()])
+        peers = Program(course=course, title="Peer support", tracks=["wellbeing"])
+        names = ("Casey Coordinator", "Mia Mentee", "Max Mentor", "Nora Notyet", "Ana", "Dee")
+        people = {name: User(platform=platform, sub=name, name=name) for name in names}
+        session.add_all([platform, deployment, course, program, peers, *people.values()])
         session.flush()
         for name, user in people.items():
-            role = LEARNER if name in ("Mia Mentee", "Nora Notyet") else INSTRUCTOR
+            role = INSTRUCTOR if name in ("Casey Coordinator", "Max Mentor") else LEARNER
             session.add(CourseMembership(course=course, user=user, roles=[role]))
         mentee = Participant(program=program, user=people["Mia Mentee"], is_mentee=True)
         mentee.profile = Profile(tracks_wanted=["research"])
         mentor = Participant(program=program, user=people["Max Mentor"], is_mentor=True)
         mentor.profile = Profile(tracks_offered=["research", "career"])
-        session.add_all([mentee, mentor])
+        ana = Participant(program=program, user=people["Ana"], is_mentee=True)
+        ana.profile = Profile(tracks_wanted=["career"])
+        dee = Participant(program=program, user=people["Dee"], is_mentee=True)
+        dee.profile = Profile(tracks_wanted=["career"])
+        elsewhere = Participant(program=peers, user=people["Mia Mentee"], is_mentee=True)
+        elsewhere.profile = Profile(tracks_wanted=["wellbeing"])
+        session.add_all([mentee, mentor, ana, dee, elsewhere])
+        session.flush()
+        session.add(Circle(program=program, name="Wednesday circle", facilitator_id=mentor.id))
+        _ready_round(session, program, mentee=ana, mentor=mentor, unmatched=dee)
+        request_deletion(session, dee, actor_user_id=people["Dee"].id)
         session.commit()
-        with live_server.app.app_context():
-            token = issue_launch_token(
-                LaunchIdentity(
-                    user_id=people["Casey Coordinator"].id,
-                    course_id=course.id,
-                    deployment_id=deployment.id,
-                    roles=frozenset({CourseRole.INSTRUCTOR}),
-                    resource_link_id="link",
-                )
-            )
-        return program.id, token
+        return Seeded(
+            program_id=program.id,
+            course_id=course.id,
+            token=_token(live_server, people["Casey Coordinator"], course, CourseRole.INSTRUCTOR),
+            mentee_token=_token(live_server, people["Mia Mentee"], course, CourseRole.LEARNER),
+        )
+
+
+def _ready_round(
+    session: Session,
+    program: Program,
+    *,
+    mentee: Participant,
+    mentor: Participant,
+    unmatched: Participant,
+) -> None:
+    """A round as the engine leaves it (one pair, one unmatched mentee), without running it."""
+    round_ = MatchRound(
+        program=program,
+        status=RoundStatus.READY,
+        total_score=0.8,
+        certificate={"certified": True},
+        unmatched=[{"mentee_id": unmatched.id, "track": "career", "detail": "No free place."}],
+    )
+    round_.proposals.append(
+        MatchProposal(
+            mentee_id=mentee.id,
+            mentor_id=mentor.id,
+            track=Track.CAREER,
+            score=0.8,
+            reasons=["Shares your interest in cardiology"],
+            contributions=[{"criterion": "interests", "contribution": 0.5}],
+        )
+    )
+    session.add(round_)
 
 
 def test_a_coordinator_pairs_a_mentee_with_a_mentor(browser: Any, live_server: LiveServer) -> None:
-    program_id, token = _seed(live_server)
+    seeded = _seed(live_server)
     page = browser.new_page()
-    page.goto(live_server.url(f"/programs/{program_id}/?lt={token}"))
+    page.goto(live_server.url(f"/programs/{seeded.program_id}/?lt={seeded.token}"))
     page.get_by_role("link", name="open the coordinator workspace").click()
     assert page.get_by_role("heading", level=1).inner_text() == "People"
     assert page.get_by_role("row", name="Nora Notyet").get_by_text("Not enrolled").is_visible()
@@ -88,17 +154,79 @@ def test_a_coordinator_pairs_a_mentee_with_a_mentor(browser: Any, live_server: L
     assert "The mentee is paired" in page.get_by_role("status").inner_text()
     row = page.get_by_role("row", name="Select Mia Mentee and Max Mentor")
     assert row.get_by_text("Active").is_visible()
-    assert accessibility_violations(page) == []
+    assert accessibility_violations(page) == []  # the relationships list
 
     page.get_by_role("link", name="History of Mia Mentee and Max Mentor").click()
     page.get_by_role("heading", name="Mia Mentee and Max Mentor").wait_for()
     assert accessibility_violations(page) == []
-    for name in ("Settings", "Audit log", "Peer circles", "Invite mentors"):
-        page.get_by_role("navigation", name="Coordinator").get_by_role("link", name=name).click()
-        page.wait_for_load_state()
-        assert accessibility_violations(page) == [], name
+    _every_coordinator_page_passes_axe(page)
+    _course_pages_pass_axe(page, live_server, seeded)
     page.close()
 
     with get_db(live_server.app).session() as session:
         rel = session.query(Relationship).one()
         assert rel.status == RelationshipStatus.ACTIVE
+
+
+def _open(page: Any, name: str) -> None:
+    page.get_by_role("navigation", name="Coordinator").get_by_role("link", name=name).click()
+    page.wait_for_load_state()
+
+
+def _every_coordinator_page_passes_axe(page: Any) -> None:
+    """Each page of the coordinator menu, and the pages behind them, with errors shown."""
+    for name in ("Goals", "Deletion requests", "Audit log"):
+        _open(page, name)
+        assert accessibility_violations(page) == [], name
+        if name == "Deletion requests":  # with a request waiting, so with its form
+            assert page.get_by_role("checkbox", name="Erase Dee").count()
+    _open(page, "Settings")
+    page.get_by_label("Program name").fill("")
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_role("alert").wait_for()
+    assert accessibility_violations(page) == [], "settings with errors"
+
+    _open(page, "Match rounds")
+    assert accessibility_violations(page) == [], "match rounds"
+    page.get_by_role("link", name=re.compile(r"^Round \d+$")).click()
+    page.get_by_role("table", name="Proposed pairs, by track, best first").wait_for()
+    assert accessibility_violations(page) == [], "a match round"
+
+    _open(page, "Peer circles")
+    assert accessibility_violations(page) == [], "peer circles"
+    page.get_by_role("link", name="Wednesday circle").click()
+    page.get_by_role("heading", name="Wednesday circle").wait_for()
+    assert accessibility_violations(page) == [], "a circle"
+
+    _open(page, "Invite mentors")
+    csv = page.get_by_label("Or paste the CSV here")
+    csv.fill("name,email,tracks,capacity\nAda Alumna,not-an-email,research,2\n")
+    page.get_by_role("button", name="Import and create invitations").click()
+    page.get_by_role("table", name="Problems found").wait_for()
+    assert accessibility_violations(page) == [], "import with errors"
+    csv.fill("name,email,tracks,capacity\nAda Alumna,ada@alumni.example.org,research,2\n")
+    page.get_by_role("button", name="Import and create invitations").click()
+    link = page.get_by_label("Invitation link for Ada Alumna").input_value()
+    assert accessibility_violations(page) == [], "import results"
+    _open(page, "People")
+    page.get_by_role("link", name="Invitation link for Ada Alumna").click()
+    page.get_by_role("heading", name="Invitation link for Ada Alumna").wait_for()
+    assert accessibility_violations(page) == [], "invitation link"
+
+    # The invited mentor's page (no launch), with the errors of an empty name.
+    page.goto(link)
+    page.get_by_label("Your name").fill("")
+    page.get_by_role("button", name="Accept the invitation").click()
+    page.get_by_text("Enter your name as mentees should see it.").first.wait_for()
+    assert accessibility_violations(page) == [], "invitation with errors"
+
+
+def _course_pages_pass_axe(page: Any, live_server: LiveServer, seeded: Seeded) -> None:
+    """The course's program list with the create form (with errors), and the privacy list."""
+    page.goto(live_server.url(f"/courses/{seeded.course_id}/?lt={seeded.token}"))
+    page.get_by_role("button", name="Create program").click()
+    page.get_by_text("Enter a name for the program.").wait_for()
+    assert accessibility_violations(page) == [], "course home with errors"
+    page.goto(live_server.url(f"/courses/{seeded.course_id}/privacy?lt={seeded.mentee_token}"))
+    page.get_by_role("link", name="Peer support").wait_for()
+    assert accessibility_violations(page) == [], "course privacy"

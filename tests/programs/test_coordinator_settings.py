@@ -10,10 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.lti.roles import CourseRole
-from plugin.models import AuditEvent, MentorPolicy, Participant, Program, Relationship, User
+from plugin.models import (
+    AuditEvent,
+    CareerStage,
+    MentorPolicy,
+    Participant,
+    Program,
+    Relationship,
+    User,
+)
 from plugin.programs.errors import FormInvalid
 from plugin.programs.settings import settings_snapshot, update_program_settings
 from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.forms import database_snapshot, field_error
 
 
 def valid_form(**changes: Any) -> dict[str, Any]:
@@ -22,6 +31,7 @@ def valid_form(**changes: Any) -> dict[str, Any]:
         "description": "Find a mentor for research and careers.",
         "tracks": ["research", "career", "clinical", "wellbeing"],
         "mentor_policy": "faculty_only",
+        "peer_mentor_min_stage": "clinical_student",
         "default_mentor_capacity": "2",
         "enrollment_opens_on": "2026-09-01",
         "enrollment_closes_on": "2026-09-30",
@@ -99,6 +109,34 @@ def test_saving_the_same_settings_records_nothing(
     assert len(session.scalars(select(AuditEvent)).all()) == first
 
 
+def test_the_peer_mentor_stage_is_saved_and_audited(
+    session: Session, program: Program, coordinator: Person
+) -> None:
+    assert settings_snapshot(program)["peer_mentor_min_stage"] == "clinical_student"  # default
+    url = f"/programs/{program.id}/coordinator/settings"
+    page = coordinator.get(url).get_data(as_text=True)
+    assert '<option value="clinical_student" selected>Clinical student</option>' in page
+    response = coordinator.post(
+        url, valid_form(mentor_policy="faculty_and_peers", peer_mentor_min_stage="resident")
+    )
+    assert response.status_code == 303
+    session.refresh(program)
+    assert program.peer_mentor_min_stage == CareerStage.RESIDENT
+    event = session.scalars(select(AuditEvent)).one()
+    assert event.before["peer_mentor_min_stage"] == "clinical_student"
+    assert event.after["peer_mentor_min_stage"] == "resident"
+    page = coordinator.get(url).get_data(as_text=True)
+    assert '<option value="resident" selected>Resident</option>' in page
+    # Only the stage changes: the audit holds only it.
+    coordinator.post(
+        url, valid_form(mentor_policy="faculty_and_peers", peer_mentor_min_stage="fellow")
+    )
+    latest = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert latest is not None
+    assert latest.before == {"peer_mentor_min_stage": "resident"}
+    assert latest.after == {"peer_mentor_min_stage": "fellow"}
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
@@ -107,6 +145,8 @@ def test_saving_the_same_settings_records_nothing(
         ({"tracks": []}, "tracks", "Choose at least one track."),
         ({"tracks": ["astrology"]}, "tracks", "Choose tracks from the list."),
         ({"mentor_policy": "anyone"}, "mentor_policy", "Choose who may be a mentor."),
+        ({"peer_mentor_min_stage": "dean"}, "peer_mentor_min_stage", "Choose the career stage"),
+        ({"peer_mentor_min_stage": ""}, "peer_mentor_min_stage", "peer mentors start from"),
         ({"default_mentor_capacity": "0"}, "default_mentor_capacity", "from 1 to 50"),
         ({"default_mentor_capacity": "two"}, "default_mentor_capacity", "whole number"),
         ({"enrollment_opens_on": "01/09/2026"}, "enrollment_opens_on", "YYYY-MM-DD"),
@@ -137,16 +177,16 @@ def test_bad_settings_are_refused_at_the_field_and_change_nothing(
     message: str,
 ) -> None:
     before = settings_snapshot(program)
+    rows = database_snapshot(session)
     response = coordinator.post(
         f"/programs/{program.id}/coordinator/settings",
         valid_form(**{"mentor_policy": "faculty_and_peers", **changes}),
     )
     assert response.status_code == 400
-    html = response.get_data(as_text=True)
-    error = html[html.index(f'id="{field}-error"') :]
-    assert message in error[: error.index("</p>")]
+    assert message in field_error(response.get_data(as_text=True), field)
     session.expire_all()
     assert settings_snapshot(session.get(Program, program.id)) == before  # type: ignore[arg-type]
+    assert database_snapshot(session) == rows
     assert session.scalars(select(AuditEvent)).all() == []
 
 

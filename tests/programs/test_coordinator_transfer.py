@@ -23,6 +23,7 @@ from plugin.programs.invitations import (
 )
 from plugin.programs.transfer import ImportRejected, import_external_mentors, safe_cell
 from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.forms import database_snapshot, field_error
 
 
 @pytest.fixture
@@ -216,6 +217,36 @@ def test_an_invited_mentor_accepts_once_and_lands_in_the_program(
     assert again.status_code == 410
     assert "already been used" in again.get_data(as_text=True)
     assert client.get(f"/invitations/{token}").status_code == 410
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"name": "  "}, "name", "Enter your name as mentees should see it."),
+        ({"name": "n" * 256}, "name", "Use at most 255 characters."),
+        ({"bio": "b" * 2001}, "bio", "Use at most 2000 characters."),
+    ],
+)
+def test_bad_invitation_answers_are_refused_at_the_field_and_change_nothing(
+    actor_id: int,
+    app: Flask,
+    session: Session,
+    program: Program,
+    change: dict[str, str],
+    field: str,
+    says: str,
+) -> None:
+    import_external_mentors(session, program, GOOD, actor_user_id=actor_id)
+    mentor = session.scalars(select(Participant)).one()
+    token = invitation_token(app.config["SECRET_KEY"], mentor)
+    before = database_snapshot(session)
+    response = app.test_client().post(
+        f"/invitations/{token}", data={"name": "Ada Alumna", "bio": "Hi", **change}
+    )
+    assert response.status_code == 400
+    assert says in field_error(response.get_data(as_text=True), field)
+    assert database_snapshot(session) == before
+    assert app.test_client().get(f"/invitations/{token}").status_code == 200  # still usable
 
 
 def test_an_invitation_from_a_launch_binds_to_the_launched_user(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html as html_lib
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +30,7 @@ from plugin.models import (
 from plugin.programs.relationships import propose_relationship
 from plugin.programs.vocabulary import backgrounds, program_vocabulary, shipped_vocabulary
 from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.forms import database_snapshot, field_error
 
 
 def mentee_form(**overrides: Any) -> dict[str, Any]:
@@ -183,14 +182,6 @@ def test_a_learner_may_not_enroll_as_mentor_unless_peers_are_allowed(
     assert person.post(f"/programs/{program.id}/profile", mentor_form()).status_code == 303
 
 
-def _field_error(html: str, field: str) -> str:
-    """The message shown at ``field``, checking the control points at it."""
-    assert f'aria-describedby="{field}-error' in html, f"{field} not described by its error"
-    match = re.search(rf'<p class="field-error" id="{re.escape(field)}-error">([^<]*)</p>', html)
-    assert match, f"no message at {field}"
-    return html_lib.unescape(match[1])
-
-
 BAD_MENTEE_INPUT = [
     ({"roles": []}, "roles", "Choose to join"),
     ({"tracks_wanted": []}, "tracks_wanted", "at least one track"),
@@ -207,6 +198,9 @@ BAD_MENTEE_INPUT = [
     ({"window-0-end": "16:00"}, "window-0", "end after it starts"),
     ({"window-0-start": "25:00"}, "window-0", "HH:MM"),
     ({"window-0-day": "9"}, "window-0", "Choose a day"),
+    ({"window-0-end": ""}, "window-0", "a start and an end"),
+    ({"window-0-start": ""}, "window-0", "a start and an end"),
+    ({"window-0-day": ""}, "window-0", "Choose a day"),
     (
         {"window-1-day": "1", "window-1-start": "18:30", "window-1-end": "20:00"},
         "window-1",
@@ -215,10 +209,12 @@ BAD_MENTEE_INPUT = [
     ({"meeting_format": "carrier_pigeon"}, "meeting_format", "how you would like"),
     ({"languages": ""}, "languages", "at least one language"),
     ({"languages": "english please!"}, "languages", "not a language code"),
+    ({"languages": "en, es, fr, de, it, pt, nl, sv, da"}, "languages", "at most 8 languages"),
     ({"seek_backgrounds": ["background.martian"]}, "seek_backgrounds", "from the list"),
 ]
 
 
+@pytest.mark.parametrize("editing", [False, True], ids=["enrolling", "editing"])
 @pytest.mark.parametrize(("change", "field", "says"), BAD_MENTEE_INPUT)
 def test_bad_mentee_input_is_refused_at_the_field_and_changes_nothing(
     session: Session,
@@ -227,14 +223,19 @@ def test_bad_mentee_input_is_refused_at_the_field_and_changes_nothing(
     change: dict[str, Any],
     field: str,
     says: str,
+    editing: bool,
 ) -> None:
     user, person = learner
+    if editing:
+        assert person.post(f"/programs/{program.id}/profile", mentee_form()).status_code == 303
+    before = database_snapshot(session)
     response = person.post(f"/programs/{program.id}/profile", mentee_form(**change))
     html = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert says in _field_error(html, field)
+    assert says in field_error(html, field)
     assert 'aria-invalid="true"' in html
-    assert participant_of(session, program, user) is None
+    assert database_snapshot(session) == before
+    assert (participant_of(session, program, user) is None) is not editing
 
 
 BAD_MENTOR_INPUT = [
@@ -243,9 +244,14 @@ BAD_MENTOR_INPUT = [
     ({"capacity-research": "many"}, "capacity-research", "whole number"),
     ({"capacity-research": "-1"}, "capacity-research", "from 0 to 20"),
     ({"capacity_total": "99"}, "capacity_total", "from 0 to 50"),
+    ({"bio": "b" * 2001}, "bio", "at most 2000"),
+    ({"tracks_offered": []}, "tracks_offered", "at least one track"),
+    ({"languages": "en, es, fr, de, it, pt, nl, sv, da"}, "languages", "at most 8 languages"),
+    ({"share_backgrounds": ["background.martian"]}, "share_backgrounds", "from the list"),
 ]
 
 
+@pytest.mark.parametrize("editing", [False, True], ids=["enrolling", "editing"])
 @pytest.mark.parametrize(("change", "field", "says"), BAD_MENTOR_INPUT)
 def test_bad_mentor_input_is_refused_at_the_field_and_changes_nothing(
     session: Session,
@@ -254,12 +260,17 @@ def test_bad_mentor_input_is_refused_at_the_field_and_changes_nothing(
     change: dict[str, Any],
     field: str,
     says: str,
+    editing: bool,
 ) -> None:
     user, person = faculty
+    if editing:
+        assert person.post(f"/programs/{program.id}/profile", mentor_form()).status_code == 303
+    before = database_snapshot(session)
     response = person.post(f"/programs/{program.id}/profile", mentor_form(**change))
     assert response.status_code == 400
-    assert says in _field_error(response.get_data(as_text=True), field)
-    assert participant_of(session, program, user) is None
+    assert says in field_error(response.get_data(as_text=True), field)
+    assert database_snapshot(session) == before
+    assert (participant_of(session, program, user) is None) is not editing
 
 
 def _mentor_with_mentees(
@@ -308,9 +319,11 @@ def test_a_mentor_cannot_go_below_their_current_mentees(
 ) -> None:
     user, person = faculty
     mentor = _mentor_with_mentees(session, program, tenant, make_user, enroll, user, 2)
+    before = database_snapshot(session)
     response = person.post(f"/programs/{program.id}/profile", mentor_form(**change))
     assert response.status_code == 400
-    _field_error(response.get_data(as_text=True), field)
+    field_error(response.get_data(as_text=True), field)
+    assert database_snapshot(session) == before
     session.refresh(mentor.profile)
     assert mentor.profile is not None
     assert mentor.profile.capacity_by_track == {"research": 3}
@@ -327,7 +340,7 @@ def test_enrollment_outside_the_window_is_refused(
     session.flush()
     response = person.post(f"/programs/{program.id}/profile", mentee_form())
     assert response.status_code == 400
-    assert "Enrollment closed" in _field_error(response.get_data(as_text=True), "roles")
+    assert "Enrollment closed" in field_error(response.get_data(as_text=True), "roles")
     assert participant_of(session, program, user) is None
 
 
@@ -346,8 +359,12 @@ def test_withdrawing_ends_relationships_leaves_circles_and_tells_partners(
     session.flush()
     session.add(CircleMember(circle_id=circle.id, participant_id=mentor.id))
     session.flush()
-    refused = person.post(f"/programs/{program.id}/withdraw", {})
-    assert refused.status_code == 400
+    before = database_snapshot(session)
+    for unconfirmed in ({}, {"confirm": "no"}):
+        refused = person.post(f"/programs/{program.id}/withdraw", unconfirmed)
+        assert refused.status_code == 400
+        assert "Tick the box" in field_error(refused.get_data(as_text=True), "confirm")
+    assert database_snapshot(session) == before
     assert person.post(f"/programs/{program.id}/withdraw", {"confirm": "yes"}).status_code == 303
     session.refresh(mentor)
     assert mentor.status.value == "withdrawn"
@@ -374,3 +391,63 @@ def test_profile_rows_are_not_duplicated_on_edit(
     person.post(f"/programs/{program.id}/profile", mentee_form())
     person.post(f"/programs/{program.id}/profile", mentee_form(goals_text="Changed"))
     assert len(session.scalars(select(Profile)).all()) == 1
+
+
+def test_a_withdrawing_facilitator_leaves_open_circles_without_one_and_members_are_told(
+    session: Session,
+    program: Program,
+    tenant: Tenant,
+    make_user: Callable[..., User],
+    enroll: Callable[..., Participant],
+) -> None:
+    from datetime import date
+
+    from plugin.db import utcnow
+    from plugin.programs.enrollment import withdraw
+    from plugin.programs.goals import agree_goal, create_goal
+
+    facilitator = enroll(program, make_user(tenant, INSTRUCTOR), mentor=True)
+    first, second, third = (enroll(program, make_user(tenant, LEARNER), mentee=True) for _ in "abc")
+    open_circle = Circle(program_id=program.id, name="Open", facilitator_id=facilitator.id)
+    old_circle = Circle(
+        program_id=program.id, name="Old", facilitator_id=facilitator.id, closed_at=utcnow()
+    )
+    session.add_all([open_circle, old_circle])
+    session.flush()
+    session.add_all(
+        [
+            CircleMember(circle_id=open_circle.id, participant_id=p.id)
+            for p in (first, second, third)
+        ]
+        + [CircleMember(circle_id=old_circle.id, participant_id=first.id)]
+    )
+    session.flush()
+    session.refresh(open_circle)
+    goal = create_goal(
+        session,
+        owner=first,
+        scope=f"c{open_circle.id}",
+        title="Lead a case review",
+        measure="One review led",
+        target_date="2099-01-01",
+        today=date(2026, 1, 1),
+    )
+
+    withdraw(session, facilitator)
+    assert open_circle.facilitator_id is None
+    assert old_circle.facilitator_id == facilitator.id  # kept for the record
+    told = session.scalars(
+        select(Notification).where(Notification.kind == "circle.facilitator_left")
+    ).all()
+    assert sorted(n.recipient_id for n in told) == sorted([first.id, second.id, third.id])
+    assert all("Open has no facilitator now" in n.text for n in told)
+    agree_goal(session, goal, actor=second)  # the peers agree among themselves now
+
+    withdraw(session, first, by_coordinator=True)
+    left = session.scalars(select(Notification).where(Notification.kind == "circle.member_left"))
+    expected = (
+        f"{first.display_name} was withdrawn from the program and has left your peer circle Open."
+    )
+    assert sorted((n.recipient_id, n.text) for n in left) == [
+        (p.id, expected) for p in (second, third)
+    ]

@@ -7,15 +7,25 @@ from collections.abc import Callable
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin.models import Circle, CircleMember, Participant, Program, User
+from plugin.models import (
+    Circle,
+    CircleMember,
+    GoalStatus,
+    Notification,
+    Participant,
+    Program,
+    User,
+)
 from plugin.programs.enrollment import export_participant_data
 from plugin.programs.errors import FormInvalid, NotAllowed
 from plugin.programs.goals import (
     add_checkin,
     agree_goal,
     create_goal,
+    goal_agreers,
     goal_viewers,
     goals_visible_to,
 )
@@ -114,3 +124,55 @@ def test_goals_need_a_scope_the_owner_belongs_to(
             today=TODAY,
         )
     assert set(refused.value.errors) == {"scope"}
+
+
+def test_in_a_circle_without_a_facilitator_another_member_agrees_and_the_goal_can_finish(
+    session: Session, circle_world: tuple[Circle, list[Participant], Participant, Participant]
+) -> None:
+    circle, members, _facilitator, outsider = circle_world
+    circle.facilitator_id = None
+    session.flush()
+    session.refresh(circle)
+    owner, peer, other = members
+    goal = create_goal(
+        session,
+        owner=owner,
+        scope=f"c{circle.id}",
+        title="Teach a skills session",
+        measure="Session held",
+        target_date="2027-03-01",
+        today=TODAY,
+    )
+    assert goal_agreers(goal) == {peer.id, other.id}
+    told = session.scalars(select(Notification).where(Notification.kind == "goal.proposed")).all()
+    assert sorted(n.recipient_id for n in told) == sorted([peer.id, other.id])
+    for stranger in (owner, outsider):
+        with pytest.raises(NotAllowed):
+            agree_goal(session, goal, actor=stranger)
+    agree_goal(session, goal, actor=peer)
+    assert goal.agreed_by_id == peer.id
+    add_checkin(session, goal, actor=owner, progress="100", note="Held it")
+    assert goal.status == GoalStatus.ACHIEVED
+
+
+def test_a_lone_member_of_a_circle_without_a_facilitator_has_no_one_to_agree(
+    session: Session, circle_world: tuple[Circle, list[Participant], Participant, Participant]
+) -> None:
+    from plugin.db import utcnow
+
+    circle, members, _facilitator, _outsider = circle_world
+    circle.facilitator_id = None
+    for membership in circle.members[1:]:
+        membership.left_at = utcnow()
+    session.flush()
+    session.refresh(circle)
+    goal = create_goal(
+        session,
+        owner=members[0],
+        scope=f"c{circle.id}",
+        title="Shadow a night shift",
+        measure="One shift",
+        target_date="2027-03-01",
+        today=TODAY,
+    )
+    assert goal_agreers(goal) == set()  # it waits for someone to join

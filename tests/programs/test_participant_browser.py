@@ -136,7 +136,8 @@ def test_a_mentor_and_a_mentee_enroll_pair_up_and_share_a_goal_in_a_real_launch(
 def test_a_coordinator_pairs_an_enrolled_mentee_and_mentor_who_then_share_a_goal(
     lms: Any, live_server: LiveServer
 ) -> None:
-    """The issue's walk: both enroll, a coordinator pairs them, both see it and a goal."""
+    """The issue's walk: both enroll, a coordinator pairs them (and makes a peer circle),
+    both see it and a goal."""
     frame = _launch(lms, "faculty", "Create a program")
     frame.get_by_label("Program name").fill("Wellbeing mentoring")
     frame.get_by_label("Wellbeing").check()
@@ -170,9 +171,20 @@ def test_a_coordinator_pairs_an_enrolled_mentee_and_mentor_who_then_share_a_goal
     frame.get_by_role("button", name="Pair them").click()
     frame.get_by_role("status").wait_for()
     _check_page(lms, live_server)
+    # ...and puts the mentee in a peer circle the mentor facilitates.
+    nav = frame.get_by_role("navigation", name="Coordinator")
+    nav.get_by_role("link", name="Peer circles").click()
+    frame.get_by_label("Name", exact=True).fill("Wednesday circle")
+    frame.get_by_label("Facilitator (optional)").select_option(label="Dr Fran Faculty")
+    frame.get_by_role("button", name="Create circle").click()
+    frame.get_by_label("Add mentees").select_option(label="Sam Student")
+    frame.get_by_role("button", name="Add to circle").click()
+    frame.get_by_role("button", name="Remove Sam Student").wait_for()
 
-    # Both see the relationship; the mentee proposes a goal and the mentor agrees.
+    # Both see the relationship (and the mentee the circle, with its members); the mentee
+    # proposes a goal and the mentor agrees.
     frame = _launch(lms, "student", "Dr Fran Faculty")
+    frame.get_by_role("heading", name="Wednesday circle").wait_for()
     _check_page(lms, live_server)
     frame.get_by_role("link", name="Write a goal").click()
     frame.get_by_label("What do you want to achieve?").fill("Protect one evening a week")

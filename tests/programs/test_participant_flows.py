@@ -27,6 +27,7 @@ from plugin.models import (
     User,
 )
 from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.forms import database_snapshot, field_error, page_alert
 
 
 class Pair:
@@ -160,23 +161,39 @@ def test_a_full_mentor_is_refused_at_the_request_with_a_message(
     )
 
 
-def test_a_request_message_that_is_too_long_is_refused_at_the_field(
-    session: Session, pair: Pair
+@pytest.mark.parametrize(
+    ("form", "field", "says"),
+    [
+        ({"track": "research", "note": "x" * 1001}, "note-{mentor}", "at most 1000"),
+        ({"track": "astrology"}, None, "This program does not offer that track"),
+        ({"track": ""}, None, "This program does not offer that track"),
+    ],
+)
+def test_a_bad_request_to_a_mentor_is_refused_and_changes_nothing(
+    session: Session, pair: Pair, form: dict[str, str], field: str | None, says: str
 ) -> None:
-    response = pair.as_mentee.post(
-        pair.path(f"/mentors/{pair.mentor.id}/request"), {"track": "research", "note": "x" * 1001}
-    )
+    before = database_snapshot(session)
+    response = pair.as_mentee.post(pair.path(f"/mentors/{pair.mentor.id}/request"), form)
+    html = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "at most 1000" in response.get_data(as_text=True)
-    assert session.scalars(select(Relationship)).all() == []
+    if field is None:  # the track is not a field the mentee fills in: said on top
+        assert says in page_alert(html)
+    else:
+        assert says in field_error(html, field.format(mentor=pair.mentor.id))
+    assert database_snapshot(session) == before
 
 
-def test_an_unknown_track_in_a_request_is_refused(session: Session, pair: Pair) -> None:
-    response = pair.as_mentee.post(
-        pair.path(f"/mentors/{pair.mentor.id}/request"), {"track": "astrology"}
-    )
-    assert response.status_code == 400
-    assert session.scalars(select(Relationship)).all() == []
+@pytest.mark.parametrize("decision", ["", "maybe"])
+def test_an_answer_that_is_neither_accept_nor_decline_is_refused(
+    session: Session, pair: Pair, decision: str
+) -> None:
+    pair.as_mentee.post(pair.path(f"/mentors/{pair.mentor.id}/request"), {"track": "research"})
+    relationship = session.scalars(select(Relationship)).one()
+    before = database_snapshot(session)
+    answer = pair.as_mentor.post(pair.path(f"/requests/{relationship.id}"), {"decision": decision})
+    assert answer.status_code == 400
+    assert "Choose to accept or decline the request." in page_alert(answer.get_data(as_text=True))
+    assert database_snapshot(session) == before
 
 
 def test_browse_orders_mentors_by_shared_interests(
@@ -277,9 +294,13 @@ def test_a_goal_is_proposed_agreed_and_checked_in_on_by_both(session: Session, p
         ({"title": ""}, "title", "what you want"),
         ({"title": "t" * 201}, "title", "at most 200"),
         ({"measure": ""}, "measure", "how you will know"),
+        ({"measure": "m" * 1001}, "measure", "at most 1000"),
+        ({"target_date": ""}, "target_date", "YYYY-MM-DD"),
         ({"target_date": "2001-01-01"}, "target_date", "in the future"),
         ({"target_date": "next week"}, "target_date", "YYYY-MM-DD"),
         ({"scope": "r999"}, "scope", "Choose one of your mentors"),
+        ({"scope": "c999"}, "scope", "Choose one of your mentors"),
+        ({"scope": ""}, "scope", "Choose one of your mentors"),
     ],
 )
 def test_bad_goal_input_is_refused_at_the_field(
@@ -293,24 +314,27 @@ def test_bad_goal_input_is_refused_at_the_field(
         "target_date": (utcnow() + timedelta(days=30)).date().isoformat(),
     }
     data.update(form)
+    before = database_snapshot(session)
     response = pair.as_mentee.post(pair.path("/goals"), data)
-    html = _text(response.get_data(as_text=True))
     assert response.status_code == 400
-    assert f'aria-describedby="{field}-error"' in html
-    assert says in html
+    assert says in field_error(response.get_data(as_text=True), field)
+    assert database_snapshot(session) == before
     assert session.scalars(select(Goal)).all() == []
 
 
 @pytest.mark.parametrize(
-    ("form", "says"),
+    ("form", "field", "says"),
     [
-        ({"progress": "120", "note": "x"}, "0 to 100"),
-        ({"progress": "ten", "note": "x"}, "0 to 100"),
-        ({"progress": "10", "note": ""}, "short note"),
+        ({"progress": "120", "note": "x"}, "progress", "0 to 100"),
+        ({"progress": "-1", "note": "x"}, "progress", "0 to 100"),
+        ({"progress": "ten", "note": "x"}, "progress", "0 to 100"),
+        ({"progress": "", "note": "x"}, "progress", "0 to 100"),
+        ({"progress": "10", "note": ""}, "note", "short note"),
+        ({"progress": "10", "note": "n" * 2001}, "note", "at most 2000"),
     ],
 )
 def test_bad_checkins_are_refused_at_the_field(
-    session: Session, pair: Pair, form: dict[str, str], says: str
+    session: Session, pair: Pair, form: dict[str, str], field: str, says: str
 ) -> None:
     relationship = _active_pair(session, pair)
     pair.as_mentee.post(
@@ -323,9 +347,11 @@ def test_bad_checkins_are_refused_at_the_field(
         },
     )
     goal = session.scalars(select(Goal)).one()
+    before = database_snapshot(session)
     response = pair.as_mentee.post(pair.path(f"/goals/{goal.id}/checkins"), form)
     assert response.status_code == 400
-    assert says in _text(response.get_data(as_text=True))
+    assert says in field_error(response.get_data(as_text=True), field)
+    assert database_snapshot(session) == before
     session.refresh(goal)
     assert goal.progress == 0
     assert len(goal.updates) == 1
@@ -348,8 +374,12 @@ def test_asking_for_deletion_records_it_for_coordinators_and_withdraws(
     session: Session, pair: Pair
 ) -> None:
     _active_pair(session, pair)
-    refused = pair.as_mentee.post(pair.path("/privacy/deletion"), {})
-    assert refused.status_code == 400
+    before = database_snapshot(session)
+    for unconfirmed in ({}, {"confirm": "no"}):
+        refused = pair.as_mentee.post(pair.path("/privacy/deletion"), unconfirmed)
+        assert refused.status_code == 400
+        assert "Tick the box" in field_error(refused.get_data(as_text=True), "confirm")
+    assert database_snapshot(session) == before
     response = pair.as_mentee.post(pair.path("/privacy/deletion"), {"confirm": "yes"})
     assert response.status_code == 200
     assert "Your request is recorded" in response.get_data(as_text=True)

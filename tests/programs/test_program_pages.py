@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.lti.roles import CourseRole
 from plugin.models import AuditEvent, Program, User
 from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.forms import database_snapshot, field_error
 
 
 def test_a_coordinator_creates_the_first_program_which_becomes_the_default(
@@ -34,20 +37,34 @@ def test_a_coordinator_creates_the_first_program_which_becomes_the_default(
     assert (audit.action, audit.actor_user_id) == ("program.created", teacher.id)
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"title": " "}, "title", "Enter a name for the program."),
+        ({"title": "t" * 201}, "title", "Use at most 200 characters."),
+        ({"tracks": []}, "tracks", "Choose at least one track."),
+        ({"tracks": ["astrology"]}, "tracks", "Choose tracks from the list."),
+        ({"tracks": ["research", "astrology"]}, "tracks", "Choose tracks from the list."),
+    ],
+)
 def test_bad_program_input_is_refused_at_the_field_and_changes_nothing(
     session: Session,
     tenant: Tenant,
     make_user: Callable[..., User],
     as_person: Callable[..., Person],
+    change: dict[str, Any],
+    field: str,
+    says: str,
 ) -> None:
     person = as_person(tenant, make_user(tenant, INSTRUCTOR), CourseRole.INSTRUCTOR)
+    before = database_snapshot(session)
     response = person.post(
-        f"/courses/{tenant.course.id}/programs", {"title": " ", "tracks": ["astrology"]}
+        f"/courses/{tenant.course.id}/programs",
+        {"title": "Research mentoring", "tracks": ["research"], **change},
     )
-    html = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "Enter a name for the program." in html
-    assert "Choose tracks from the list." in html
+    assert says in field_error(response.get_data(as_text=True), field)
+    assert database_snapshot(session) == before
     assert session.scalars(select(Program)).all() == []
 
 

@@ -37,6 +37,7 @@ from plugin.programs.rematch import (
     waiting_rematches,
 )
 from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.forms import database_snapshot, field_error
 
 
 @dataclass
@@ -326,6 +327,47 @@ def test_a_goal_outside_the_closed_relationship_is_refused_and_nothing_changes(
         assert answer.status_code == 400
         assert "Choose goals from this list only" in answer.get_data(as_text=True)
     assert _new_relationships(session, f) == []
+
+
+@pytest.mark.parametrize("by", ["mentee", "coordinator"])
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"mentor_id": ""}, "mentor_id", "Choose one of the mentors listed."),
+        ({"mentor_id": "999999"}, "mentor_id", "Choose one of the mentors listed."),
+        ({"mentor_id": "{mentee}"}, "mentor_id", "Choose one of the mentors listed."),
+        ({"goals": ["x"]}, "goals", "Choose goals from this list only"),
+        ({"goals": ["{achieved}"]}, "goals", "Choose goals from this list only"),
+        ({"note": "n" * 1001}, "note", "at most 1000"),
+    ],
+)
+def test_bad_rematch_input_is_refused_at_the_field_and_changes_nothing(
+    session: Session,
+    failed: Failed,
+    by: str,
+    change: dict[str, object],
+    field: str,
+    says: str,
+) -> None:
+    f = failed
+    ids = {"mentee": f.mentee.id, "achieved": f.achieved.id}
+    form: dict[str, object] = {"mentor_id": str(f.nora.id), "goals": [str(f.agreed.id)]}
+    for key, value in change.items():
+        form[key] = (
+            [v.format(**ids) for v in value]
+            if isinstance(value, list)
+            else str(value).format(**ids)
+        )
+    person, path = (
+        (f.as_mentee, f"/rematch/{f.closed.id}")
+        if by == "mentee"
+        else (f.as_coordinator, f"/coordinator/rematch/{f.closed.id}")
+    )
+    before = database_snapshot(session)
+    answer = person.post(f.path(path), form)
+    assert answer.status_code == 400
+    assert says in field_error(answer.get_data(as_text=True), field)
+    assert database_snapshot(session) == before
 
 
 @pytest.mark.parametrize("who", ["other_mentee", "mentor", "other_course"])
