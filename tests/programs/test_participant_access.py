@@ -1,66 +1,37 @@
 """The authorization matrix of the participant pages: each role, each page and action, own
-data and someone else's, this program and another course's."""
+data and someone else's, this program, another program of the course and another course,
+and program B's ids put into program A's requests.
+
+Every person sends the same request to the same data (tests.programs.matrix undoes each
+request's writes); a refusal must leave every row as it was. Meeting, slot and feedback
+pages are in test_meeting_access.py, on the same scenario (tests.programs.participant_world).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.db import utcnow
-from plugin.lti.roles import CourseRole
-from plugin.models import (
-    Goal,
-    GoalUpdate,
-    Participant,
-    Program,
-    Relationship,
-    RelationshipOrigin,
-    Track,
-    User,
+from plugin.models import Goal, Notification, Participant, Program, User
+from tests.programs.conftest import Person, Tenant
+from tests.programs.matrix import database_rows, fill, fill_form, run_matrix, send
+from tests.programs.participant_world import (
+    PERSONAS,
+    World,
+    build_world,
+    check_foreign_ids,
+    foreign_variants,
 )
-from plugin.programs.relationships import propose_relationship
-from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.test_enrollment import mentee_form
 
-
-@dataclass
-class World:
-    program: Program
-    people: dict[str, Person]
-    ids: dict[str, int]
-
-
-def _pair(
-    session: Session, program: Program, mentee: Participant, mentor: Participant, *, active: bool
-) -> Relationship:
-    return propose_relationship(
-        session,
-        program=program,
-        mentee=mentee,
-        mentor=mentor,
-        track=Track.RESEARCH,
-        origin=RelationshipOrigin.REQUEST,
-        actor=mentee,
-        activate=active,
-    )
-
-
-def _goal(session: Session, program: Program, relationship: Relationship) -> Goal:
-    goal = Goal(
-        program_id=program.id,
-        owner_id=relationship.mentee_id,
-        relationship_id=relationship.id,
-        title="Submit an abstract",
-        measure="Abstract submitted",
-        target_date=utcnow().date() + timedelta(days=60),
-    )
-    session.add(goal)
-    session.add(GoalUpdate(goal=goal, author_id=relationship.mentee_id, kind="created"))
-    session.flush()
-    return goal
+IN_A_MONTH = (utcnow() + timedelta(days=30)).date().isoformat()
 
 
 @pytest.fixture
@@ -72,123 +43,198 @@ def world(
     enroll: Callable[..., Participant],
     as_person: Callable[..., Person],
 ) -> World:
-    home, elsewhere = make_tenant(), make_tenant()
-    program = make_program(home)
-    users = {
-        "mentee": make_user(home, LEARNER),
-        "mentor": make_user(home, INSTRUCTOR),
-        "other_mentee": make_user(home, LEARNER),
-        "other_mentor": make_user(home, INSTRUCTOR),
-        "coordinator": make_user(home, INSTRUCTOR),
-        "learner": make_user(home, LEARNER),
-    }
-    mentee = enroll(program, users["mentee"], mentee=True, bio="")
-    mentor = enroll(program, users["mentor"], mentor=True, bio="Mentor bio")
-    other_mentee = enroll(program, users["other_mentee"], mentee=True)
-    other_mentor = enroll(program, users["other_mentor"], mentor=True, bio="Other bio")
-    mentee.profile.private_preferences = '{"seek": ["background.lgbtq"], "identify_as": []}'  # type: ignore[union-attr]
-    mentor.profile.private_preferences = '{"seek": [], "identify_as": ["background.veteran"]}'  # type: ignore[union-attr]
-    mine = _pair(session, program, mentee, mentor, active=True)
-    theirs = _pair(session, program, other_mentee, other_mentor, active=True)
-    request = propose_relationship(
-        session,
-        program=program,
-        mentee=other_mentee,
-        mentor=mentor,
-        track=Track.CAREER,
-        origin=RelationshipOrigin.REQUEST,
-        actor=other_mentee,
-    )
-    my_goal, their_goal = _goal(session, program, mine), _goal(session, program, theirs)
-    roles = {
-        "mentee": CourseRole.LEARNER,
-        "mentor": CourseRole.INSTRUCTOR,
-        "other_mentee": CourseRole.LEARNER,
-        "other_mentor": CourseRole.INSTRUCTOR,
-        "coordinator": CourseRole.INSTRUCTOR,
-        "learner": CourseRole.LEARNER,
-    }
-    people = {name: as_person(home, users[name], roles[name]) for name in users}
-    stranger = make_user(elsewhere, INSTRUCTOR)
-    people["other_course"] = as_person(elsewhere, stranger, CourseRole.INSTRUCTOR)
-    session.commit()
-    return World(
-        program=program,
-        people=people,
-        ids={
-            "mentee": mentee.id,
-            "mentor": mentor.id,
-            "other_mentee": other_mentee.id,
-            "other_mentor": other_mentor.id,
-            "goal": my_goal.id,
-            "their_goal": their_goal.id,
-            "request": request.id,
-        },
-    )
+    return build_world(session, make_tenant, make_user, make_program, enroll, as_person)
 
 
-PERSONAS = [
-    "mentee",
-    "mentor",
-    "other_mentee",
-    "other_mentor",
-    "coordinator",
-    "learner",
-    "other_course",
-]
-
-#: (page, expected status per persona in PERSONAS order).
+#: (page, status per person in PERSONAS order: mentee, mentor, other_mentee, other_mentor,
+#: coordinator, learner, other_program, other_course, no_launch).
 GET_MATRIX = [
-    ("/", [200, 200, 200, 200, 200, 200, 404]),
-    ("/profile", [200, 200, 200, 200, 200, 200, 404]),
-    ("/mentors", [200, 403, 200, 403, 403, 403, 404]),
-    ("/people/{mentor}", [200, 200, 200, 404, 404, 404, 404]),
-    ("/people/{mentee}", [200, 200, 404, 404, 404, 404, 404]),
-    ("/people/{other_mentee}", [404, 200, 200, 200, 404, 404, 404]),
-    ("/goals/new", [200, 403, 200, 403, 403, 403, 404]),
-    ("/goals/{goal}", [200, 200, 404, 404, 404, 404, 404]),
-    ("/goals/{their_goal}", [404, 404, 200, 200, 404, 404, 404]),
-    ("/privacy", [200, 200, 200, 200, 403, 403, 404]),
-    ("/my-data.json", [200, 200, 200, 200, 403, 403, 404]),
+    ("/programs/{program}/", [200, 200, 200, 200, 200, 200, 200, 404, 401]),
+    ("/programs/{program}/profile", [200, 200, 200, 200, 200, 200, 200, 404, 401]),
+    ("/programs/{program}/mentors", [200, 403, 200, 403, 403, 403, 403, 404, 401]),
+    ("/programs/{program}/people/{mentor}", [200, 200, 200, 404, 404, 404, 404, 404, 401]),
+    ("/programs/{program}/people/{mentee}", [200, 200, 404, 404, 404, 404, 404, 404, 401]),
+    ("/programs/{program}/people/{other_mentee}", [404, 200, 200, 200, 404, 404, 404, 404, 401]),
+    ("/programs/{program}/goals/new", [200, 403, 200, 403, 403, 403, 403, 404, 401]),
+    ("/programs/{program}/goals/{goal}", [200, 200, 404, 404, 404, 404, 404, 404, 401]),
+    ("/programs/{program}/goals/{their_goal}", [404, 404, 200, 200, 404, 404, 404, 404, 401]),
+    ("/programs/{program}/privacy", [200, 200, 200, 200, 403, 403, 403, 404, 401]),
+    ("/programs/{program}/my-data.json", [200, 200, 200, 200, 403, 403, 403, 404, 401]),
+    ("/programs/{program}/rematch/{closed}", [200, 403, 404, 403, 403, 403, 403, 404, 401]),
+    ("/courses/{course}/", [200, 200, 200, 200, 200, 200, 200, 403, 401]),
+    ("/courses/{course}/privacy", [302, 302, 302, 302, 200, 200, 302, 403, 401]),
 ]
 
-
-@pytest.mark.parametrize(("page", "expected"), GET_MATRIX)
-def test_who_may_open_each_participant_page(world: World, page: str, expected: list[int]) -> None:
-    path = f"/programs/{world.program.id}{page.format(**world.ids)}"
-    got = [world.people[name].get(path).status_code for name in PERSONAS]
-    assert dict(zip(PERSONAS, got, strict=True)) == dict(zip(PERSONAS, expected, strict=True))
-
-
-#: (action, form, expected status per persona); each runs on a fresh world.
-POST_MATRIX = [
-    ("/mentors/{other_mentor}/request", {"track": "career"}, [303, 403, 409, 403, 403, 403, 404]),
-    ("/requests/{request}", {"decision": "accept"}, [403, 303, 403, 404, 403, 403, 404]),
-    ("/goals/{goal}/agree", {}, [403, 303, 404, 404, 404, 404, 404]),
+#: (action, form, status per person in PERSONAS order).
+POST_MATRIX: list[tuple[str, dict[str, Any], list[int]]] = [
     (
-        "/goals/{goal}/checkins",
-        {"progress": "40", "note": "Draft done"},
-        [303, 303, 404, 404, 404, 404, 404],
+        "/programs/{program}/mentors/{other_mentor}/request",
+        {"track": "career"},
+        [303, 403, 409, 403, 403, 403, 403, 404, 401],
     ),
-    ("/goals", {"scope": "r1", "title": "x", "measure": "y"}, [400, 403, 400, 403, 403, 403, 404]),
-    ("/withdraw", {"confirm": "yes"}, [303, 303, 303, 303, 403, 403, 404]),
-    ("/privacy/deletion", {"confirm": "yes"}, [200, 200, 200, 200, 403, 403, 404]),
+    (
+        "/programs/{program}/requests/{request}",
+        {"decision": "accept"},
+        [403, 303, 403, 404, 403, 403, 403, 404, 401],
+    ),
+    ("/programs/{program}/goals/{goal}/agree", {}, [403, 303, 404, 404, 404, 404, 404, 404, 401]),
+    (
+        "/programs/{program}/goals/{goal}/checkins",
+        {"progress": "40", "note": "Draft done"},
+        [303, 303, 404, 404, 404, 404, 404, 404, 401],
+    ),
+    (
+        "/programs/{program}/goals/{goal}/edit",
+        {"title": "Submit two abstracts", "measure": "Two submitted", "target_date": IN_A_MONTH},
+        [303, 403, 404, 404, 404, 404, 404, 404, 401],
+    ),
+    (
+        "/programs/{program}/goals/{goal}/drop",
+        {"drop_note": "Plans changed"},
+        [303, 403, 404, 404, 404, 404, 404, 404, 401],
+    ),
+    (
+        "/programs/{program}/goals",
+        {"scope": "r{rel}", "title": "x", "measure": "y", "target_date": IN_A_MONTH},
+        [303, 403, 400, 403, 403, 403, 403, 404, 401],
+    ),
+    (
+        "/programs/{program}/withdraw",
+        {"confirm": "yes"},
+        [303, 303, 303, 303, 403, 403, 403, 404, 401],
+    ),
+    (
+        "/programs/{program}/privacy/deletion",
+        {"confirm": "yes"},
+        [200, 200, 200, 200, 403, 403, 403, 404, 401],
+    ),
+    ("/programs/{program}/profile", mentee_form(), [303, 400, 303, 400, 400, 303, 303, 404, 401]),
+    (
+        "/programs/{program}/notifications/read",
+        {"id": ["{notification}"]},
+        [303, 303, 303, 303, 403, 403, 403, 404, 401],
+    ),
+    (
+        "/programs/{program}/rematch/{closed}",
+        {"mentor_id": "{other_mentor}"},
+        [303, 403, 404, 403, 403, 403, 403, 404, 401],
+    ),
+    (
+        "/courses/{course}/programs",
+        {"title": "Second program", "tracks": ["career"]},
+        [403, 303, 403, 303, 303, 403, 403, 403, 401],
+    ),
+]
+#: What the completeness test reads: (method, path) of every row.
+COVERED = [("GET", page) for page, _ in GET_MATRIX] + [
+    ("POST", action) for action, _, _ in POST_MATRIX
 ]
 
 
-@pytest.mark.parametrize(("action", "form", "expected"), POST_MATRIX)
-@pytest.mark.parametrize("persona", PERSONAS)
-def test_who_may_take_each_participant_action(
-    world: World, action: str, form: dict[str, str], expected: list[int], persona: str
+@pytest.mark.parametrize(("page", "expected"), GET_MATRIX, ids=[p for p, _ in GET_MATRIX])
+def test_who_may_open_each_participant_page(
+    app: Flask, session: Session, world: World, page: str, expected: list[int]
 ) -> None:
-    path = f"/programs/{world.program.id}{action.format(**world.ids)}"
-    response = world.people[persona].post(path, form)
-    assert response.status_code == expected[PERSONAS.index(persona)]
+    got = run_matrix(app, session, world.people, "GET", fill(page, world.ids))
+    assert got == dict(zip(PERSONAS, expected, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("action", "form", "expected"), POST_MATRIX, ids=[a for a, _, _ in POST_MATRIX]
+)
+def test_who_may_take_each_participant_action(
+    app: Flask,
+    session: Session,
+    world: World,
+    action: str,
+    form: dict[str, Any],
+    expected: list[int],
+) -> None:
+    path, data = fill(action, world.ids), fill_form(form, world.ids)
+    got = run_matrix(app, session, world.people, "POST", path, data)
+    assert got == dict(zip(PERSONAS, expected, strict=True))
+
+
+#: The answer to a form naming an object of program B (nothing is written either way).
+FOREIGN_IN_FORM = {
+    "/programs/{program}/goals": 400,
+    "/programs/{program}/notifications/read": 303,
+    "/programs/{program}/rematch/{closed}": 400,
+}
+
+
+def test_another_programs_objects_in_this_programs_requests_are_refused(
+    app: Flask, session: Session, world: World
+) -> None:
+    """Program A's people put one of program B's ids at a time into the requests program A
+    lets them make: in the path it is not found, in the form it changes nothing (a goal
+    shared with B's relationship, B's mentor for a re-match: 400; B's notification: ignored)."""
+    variants = foreign_variants(GET_MATRIX, POST_MATRIX)
+    got = check_foreign_ids(app, session, world, variants)
+    expected = {
+        f"{method} {path} with {foreign} of B": dict.fromkeys(
+            allowed, 404 if f"{{{foreign}}}" in path else FOREIGN_IN_FORM[path]
+        )
+        for method, path, _, foreign, allowed in variants
+    }
+    assert got == expected
+
+
+def test_dismissing_someone_elses_notification_changes_nothing(
+    app: Flask, session: Session, world: World
+) -> None:
+    """Everyone enrolled may dismiss their own notifications; another's id is ignored."""
+    path = fill("/programs/{program}/notifications/read", world.ids)
+    form = {"id": [str(world.ids["notification"])]}
+    others = {who: world.people[who] for who in ("mentor", "other_mentee", "other_mentor")}
+    got = run_matrix(app, session, others, "POST", path, form, writes_nothing=True)
+    assert got == dict.fromkeys(others, 303)
+    mentee = world.people["mentee"]
+    assert mentee is not None
+    assert mentee.post(path, form).status_code == 303
+    read_at = session.scalar(
+        select(Notification.read_at).where(Notification.id == world.ids["notification"])
+    )
+    assert read_at is not None
+
+
+#: What a mentee who withdrew still opens: their own data, nothing of their former
+#: relationships (withdrawing closed them) or of the program's people.
+AFTER_WITHDRAWING = {
+    "/programs/{program}/privacy": 200,
+    "/programs/{program}/my-data.json": 200,
+    "/programs/{program}/goals/{goal}": 404,
+    "/programs/{program}/people/{mentor}": 404,
+    "/programs/{program}/rematch/{closed}": 403,
+    "/programs/{program}/meetings/{meeting}": 404,
+    "/programs/{program}/meetings/{meeting}/feedback": 404,
+    "/programs/{program}/relationships/{rel}/meetings/new": 404,
+    "/programs/{program}/relationships/{rel}/health": 404,
+    "/programs/{program}/relationships/{closed}/evaluation": 404,
+    "/programs/{program}/circles/{circle}/meetings/new": 404,
+    "/programs/{program}/book": 404,
+    "/programs/{program}/notifications/preferences": 403,
+}
+
+
+def test_a_mentee_who_withdrew_keeps_only_their_own_data(
+    app: Flask, session: Session, world: World
+) -> None:
+    mentee = {"mentee": world.people["mentee"]}
+    withdraw = fill("/programs/{program}/withdraw", world.ids)
+    assert send(app, mentee["mentee"], "POST", withdraw, {"confirm": "yes"}).status_code == 303
+    got = {
+        page: run_matrix(app, session, mentee, "GET", fill(page, world.ids))["mentee"]
+        for page in AFTER_WITHDRAWING
+    }
+    assert got == AFTER_WITHDRAWING
 
 
 def test_private_preferences_never_reach_a_partners_page(world: World) -> None:
     for viewer, subject in (("mentor", "mentee"), ("mentee", "mentor")):
-        page = world.people[viewer].get(f"/programs/{world.program.id}/people/{world.ids[subject]}")
+        person = world.people[viewer]
+        assert person is not None
+        page = person.get(f"/programs/{world.ids['program']}/people/{world.ids[subject]}")
         html = page.get_data(as_text=True)
         assert page.status_code == 200
         assert "background" not in html.lower()
@@ -197,22 +243,49 @@ def test_private_preferences_never_reach_a_partners_page(world: World) -> None:
 
 
 def test_my_data_holds_my_private_preferences_and_not_my_partners(world: World) -> None:
-    data = world.people["mentee"].get(f"/programs/{world.program.id}/my-data.json").get_json()
+    mentee = world.people["mentee"]
+    assert mentee is not None
+    data = mentee.get(f"/programs/{world.ids['program']}/my-data.json").get_json()
     assert data["profile"]["private_preferences"]["seek"] == ["background.lgbtq"]
     assert "veteran" not in str(data)
-    assert data["goals"][0]["title"] == "Submit an abstract"
-    assert data["relationships"][0]["role"] == "mentee"
+    assert "Submit an abstract" in [goal["title"] for goal in data["goals"]]
+    assert "mentee" in [rel["role"] for rel in data["relationships"]]
 
 
 @pytest.mark.parametrize(
-    "action", ["/profile", "/withdraw", "/mentors/{other_mentor}/request", "/goals/{goal}/agree"]
+    "action",
+    [
+        "/profile",
+        "/withdraw",
+        "/mentors/{other_mentor}/request",
+        "/goals/{goal}/agree",
+        "/notifications/read",
+        "/rematch/{closed}",
+    ],
 )
-def test_a_cross_site_form_post_to_a_participant_page_is_refused(world: World, action: str) -> None:
-    path = f"/programs/{world.program.id}{action.format(**world.ids)}"
-    response = world.people["mentee"].post(
-        path, {"confirm": "yes", "track": "career"}, headers={"Origin": "https://evil.example"}
+def test_a_cross_site_form_post_to_a_participant_page_is_refused(
+    session: Session, world: World, action: str
+) -> None:
+    path = fill(f"/programs/{{program}}{action}", world.ids)
+    mentee = world.people["mentee"]
+    assert mentee is not None
+    form = {"confirm": "yes", "track": "career", "id": [str(world.ids["notification"])]}
+    before = database_rows(session)
+    response = mentee.post(path, form, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert database_rows(session) == before
+
+
+def test_a_cross_site_program_creation_is_refused(session: Session, world: World) -> None:
+    coordinator = world.people["coordinator"]
+    assert coordinator is not None
+    response = coordinator.post(
+        f"/courses/{world.ids['course']}/programs",
+        {"title": "Planted", "tracks": ["career"]},
+        headers={"Origin": "https://evil.example"},
     )
     assert response.status_code == 403
+    assert session.scalar(select(Program).where(Program.title == "Planted")) is None
 
 
 def test_a_facilitator_sees_circle_goals_to_agree_on_their_home(
@@ -220,20 +293,23 @@ def test_a_facilitator_sees_circle_goals_to_agree_on_their_home(
 ) -> None:
     from plugin.models import Circle, CircleMember
 
+    program_id = world.ids["program"]
     circle = Circle(
-        program_id=world.program.id, name="Peer circle", facilitator_id=world.ids["other_mentor"]
+        program_id=program_id, name="Circle B", facilitator_id=world.ids["other_mentor"]
     )
     session.add(circle)
     session.flush()
     session.add(CircleMember(circle_id=circle.id, participant_id=world.ids["mentee"]))
     session.add(
         Goal(
-            program_id=world.program.id,
+            program_id=program_id,
             owner_id=world.ids["mentee"],
             circle_id=circle.id,
             title="Circle goal",
         )
     )
     session.commit()
-    home = world.people["other_mentor"].get(f"/programs/{world.program.id}/")
+    facilitator = world.people["other_mentor"]
+    assert facilitator is not None
+    home = facilitator.get(f"/programs/{program_id}/")
     assert "Circle goal" in home.get_data(as_text=True)
