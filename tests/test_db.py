@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from plugin.db import Base, Database, begin_write
-from plugin.migrate import current_heads, script_heads, upgrade
+from plugin.migrate import current_heads, downgrade, script_heads, upgrade
 from plugin.models import Course, CourseMembership, Deployment, Platform, User
 
 
@@ -98,14 +98,7 @@ def test_migrations_match_the_models(database_url: str) -> None:
 def test_migrations_go_down_and_up_again(fresh_database_url: str) -> None:
     database = Database(fresh_database_url)
     upgrade(database.engine)
-    from alembic import command
-
-    from plugin.migrate import alembic_config
-
-    config = alembic_config(fresh_database_url)
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
+    downgrade(database.engine, "base")
     with database.engine.connect() as connection:
         assert current_heads(connection) == set()
     upgrade(database.engine)
@@ -119,10 +112,8 @@ def test_the_peer_mentor_stage_migration_keeps_every_row_both_ways(
 ) -> None:
     """0018 gives existing programs the default stage, and going back deletes nothing (on
     SQLite, recreating the program table would cascade to every participant)."""
-    from alembic import command
     from sqlalchemy import func, inspect
 
-    from plugin.migrate import alembic_config
     from plugin.models import Participant, Program
 
     database = Database(fresh_database_url)
@@ -136,10 +127,7 @@ def test_the_peer_mentor_stage_migration_keeps_every_row_both_ways(
         session.flush()
         session.add(Participant(program_id=program.id, user_id=user.id, is_mentee=True))
         session.commit()
-    config = alembic_config(fresh_database_url)
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0017")
+    downgrade(database.engine, "0017")
     with database.engine.connect() as connection:
         columns = {c["name"] for c in inspect(connection).get_columns("program")}
         assert "peer_mentor_min_stage" not in columns
@@ -148,6 +136,95 @@ def test_the_peer_mentor_stage_migration_keeps_every_row_both_ways(
     with Session(database.engine) as session:
         assert session.scalars(select(Program.peer_mentor_min_stage)).one() == "clinical_student"
         assert session.scalar(select(func.count()).select_from(Participant)) == 1
+    database.dispose()
+
+
+def test_migrations_that_rebuild_a_table_keep_the_rows_that_point_at_it(
+    fresh_database_url: str,
+) -> None:
+    """On SQLite, 0015 rebuilds ``relationship`` both ways (batch mode); with foreign keys
+    on, dropping the old table deleted its meetings and events and unlinked its goals."""
+    from sqlalchemy import func, text
+
+    from plugin.models import (
+        Goal,
+        Meeting,
+        MeetingFormat,
+        MeetingKind,
+        Participant,
+        Program,
+        Relationship,
+        RelationshipEvent,
+        RelationshipStatus,
+        Track,
+    )
+
+    database = Database(fresh_database_url)
+    upgrade(database.engine)
+    with Session(database.engine) as session:
+        platform = make_platform(session)
+        course = Course(deployment=Deployment(platform=platform, deployment_id="d"), context_id="c")
+        program = Program(course=course, title="Mentorship")
+        users = [User(platform=platform, sub=sub) for sub in ("mentee", "mentor")]
+        session.add_all([program, *users])
+        session.flush()
+        mentee, mentor = (
+            Participant(program_id=program.id, user_id=u.id, is_mentee=i == 0, is_mentor=i == 1)
+            for i, u in enumerate(users)
+        )
+        session.add_all([mentee, mentor])
+        session.flush()
+        relationship = Relationship(
+            program_id=program.id,
+            mentee_id=mentee.id,
+            mentor_id=mentor.id,
+            track=Track.RESEARCH,
+            status=RelationshipStatus.ACTIVE,
+        )
+        session.add(relationship)
+        session.flush()
+        now = datetime.now(UTC)
+        session.add_all(
+            [
+                RelationshipEvent(relationship_id=relationship.id, kind="activated"),
+                Meeting(
+                    program_id=program.id,
+                    kind=MeetingKind.RELATIONSHIP,
+                    relationship_id=relationship.id,
+                    title="First meeting",
+                    starts_at=now,
+                    ends_at=now + timedelta(hours=1),
+                    time_zone="UTC",
+                    format=MeetingFormat.VIRTUAL,
+                ),
+                Goal(
+                    program_id=program.id,
+                    owner_id=mentee.id,
+                    relationship_id=relationship.id,
+                    title="Publish",
+                ),
+            ]
+        )
+        session.commit()
+
+    def counts() -> tuple[int, int, int]:
+        with database.engine.connect() as connection:
+            return (
+                connection.scalar(text("SELECT count(*) FROM meeting")) or 0,
+                connection.scalar(text("SELECT count(*) FROM relationship_event")) or 0,
+                connection.scalar(
+                    text("SELECT count(*) FROM goal WHERE relationship_id IS NOT NULL")
+                )
+                or 0,
+            )
+
+    assert counts() == (1, 1, 1)
+    downgrade(database.engine, "0014")
+    assert counts() == (1, 1, 1)
+    upgrade(database.engine)
+    assert counts() == (1, 1, 1)
+    with Session(database.engine) as session:
+        assert session.scalar(select(func.count()).select_from(Relationship)) == 1
     database.dispose()
 
 
