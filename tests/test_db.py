@@ -139,6 +139,54 @@ def test_the_peer_mentor_stage_migration_keeps_every_row_both_ways(
     database.dispose()
 
 
+def test_the_track_default_migration_keeps_every_program_s_capacities(
+    fresh_database_url: str,
+) -> None:
+    """0019 gives existing programs no per-track default, so every track still falls back
+    to the program's default capacity; going back deletes nothing."""
+    from sqlalchemy import func, inspect
+
+    from plugin.models import Participant, Profile, Program, Track
+    from plugin.programs.relationships import track_capacity
+
+    database = Database(fresh_database_url)
+    upgrade(database.engine)
+    with Session(database.engine) as session:
+        platform = make_platform(session)
+        course = Course(deployment=Deployment(platform=platform, deployment_id="d"), context_id="c")
+        program = Program(
+            course=course,
+            title="Mentorship",
+            tracks=["research", "career"],
+            default_mentor_capacity=3,
+        )
+        user = User(platform_id=platform.id, sub="mentor")
+        session.add_all([program, user])
+        session.flush()
+        session.add(
+            Participant(
+                program_id=program.id,
+                user_id=user.id,
+                is_mentor=True,
+                profile=Profile(tracks_offered=["research", "career"]),
+            )
+        )
+        session.commit()
+    downgrade(database.engine, "0018")
+    with database.engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("program")}
+        assert "default_capacity_by_track" not in columns
+        assert connection.scalar(select(func.count()).select_from(Participant)) == 1
+    upgrade(database.engine)  # what an existing database goes through
+    with Session(database.engine) as session:
+        program = session.scalars(select(Program)).one()
+        mentor = session.scalars(select(Participant)).one()
+        assert program.default_capacity_by_track == {}
+        assert [track_capacity(program, mentor, t) for t in program.offered_tracks] == [3, 3]
+        assert program.default_capacity(Track.LEADERSHIP) == 3
+    database.dispose()
+
+
 def test_migrations_that_rebuild_a_table_keep_the_rows_that_point_at_it(
     fresh_database_url: str,
 ) -> None:

@@ -127,8 +127,12 @@ class Program(Base):
     peer_mentor_min_stage: Mapped[CareerStage] = mapped_column(
         enum_column(CareerStage), default=CareerStage.CLINICAL_STUDENT
     )
-    #: Mentees a mentor takes per track unless they say otherwise.
+    #: Mentees a mentor takes on a track unless they say otherwise, for tracks without an
+    #: entry in ``default_capacity_by_track``.
     default_mentor_capacity: Mapped[int] = mapped_column(default=2)
+    #: Per-track defaults ({track value: mentees}) that take precedence over
+    #: ``default_mentor_capacity``; read both through :meth:`default_capacity`.
+    default_capacity_by_track: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     enrollment_opens_on: Mapped[date | None] = mapped_column(default=None)
     enrollment_closes_on: Mapped[date | None] = mapped_column(default=None)
     #: How often pairs are expected to meet, in days (drives "no meeting for N days").
@@ -157,6 +161,11 @@ class Program(Base):
     @property
     def offered_tracks(self) -> list[Track]:
         return [Track(t) for t in self.tracks if t in Track._value2member_map_]
+
+    def default_capacity(self, track: Track) -> int:
+        """Mentees a mentor takes on ``track`` when their profile names no number for it."""
+        by_track = self.default_capacity_by_track or {}
+        return int(by_track.get(track.value, self.default_mentor_capacity))
 
     def __repr__(self) -> str:
         return f"<Program {self.id} course={self.course_id}>"

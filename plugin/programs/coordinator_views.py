@@ -38,6 +38,7 @@ from plugin.programs.coordination import (
 from plugin.programs.errors import FormInvalid
 from plugin.programs.rematch import waiting_rematches
 from plugin.programs.settings import (
+    TRACK_DEFAULT_FIELD,
     followup_settings,
     participation_rule,
     update_program_settings,
@@ -114,6 +115,10 @@ def _settings_form(access: ProgramAccess) -> dict[str, Any]:
     followups = followup_settings(program)
     rule = participation_rule(program)
     quiet = followups.get("quiet_hours") or {}
+    track_defaults = {
+        f"{TRACK_DEFAULT_FIELD}{track}": str(number)
+        for track, number in (program.default_capacity_by_track or {}).items()
+    }
     return {
         "title": program.title,
         "description": program.description,
@@ -133,6 +138,7 @@ def _settings_form(access: ProgramAccess) -> dict[str, Any]:
         "points_per_checkin": str(rule["points_per_checkin"]),
         "points_maximum": str(rule["maximum"]),
         "extra_interests": "\n".join(i["label"] for i in program.extra_interests or []),
+        **track_defaults,
     }
 
 

@@ -288,8 +288,9 @@ def _capacities(
     for track in offered:
         raw = data.capacity_by_track.get(track, "").strip()
         name = f"capacity-{track}"
+        # An empty box takes the program's default for the track as it is today.
         number = (
-            program.default_mentor_capacity
+            program.default_capacity(Track(track))
             if not raw
             else _int(errors, name, raw, 0, TRACK_CAPACITY_MAX)
         )

@@ -62,11 +62,18 @@ class Seats:
 
 
 def track_capacity(program: Program, mentor: Participant, track: Track) -> int:
-    """How many mentees ``mentor`` takes on ``track`` (0 if they do not offer it)."""
+    """How many mentees ``mentor`` takes on ``track`` (0 if they do not offer it).
+
+    The mentor's own number for the track, else the program's default for the track, else
+    the program's default for every track. Browsing, requests, pairing and match rounds
+    all read it here, so they agree. A default lowered below the mentees a mentor already
+    has leaves them no free seat: their relationships go on, new ones are refused.
+    """
     profile = mentor.profile
     if profile is None or track.value not in profile.tracks_offered:
         return 0
-    return int(profile.capacity_by_track.get(track.value, program.default_mentor_capacity))
+    own = (profile.capacity_by_track or {}).get(track.value)
+    return int(own) if own is not None else program.default_capacity(track)
 
 
 def total_capacity(program: Program, mentor: Participant) -> int:

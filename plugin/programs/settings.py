@@ -23,6 +23,7 @@ from plugin.programs.errors import FormInvalid
 __all__ = [
     "DEFAULT_FOLLOWUPS",
     "DEFAULT_PARTICIPATION",
+    "TRACK_DEFAULT_FIELD",
     "SettingsForm",
     "followup_settings",
     "participation_rule",
@@ -49,6 +50,10 @@ TITLE_MAX: Final = 200
 DESCRIPTION_MAX: Final = 4000
 #: Bounds that stop typos (a capacity of 500, a reminder 10 years ahead) without judging.
 CAPACITY_RANGE: Final = (1, 50)
+#: A track's own default may be 0: mentors then take no mentees on it unless they say so.
+TRACK_CAPACITY_RANGE: Final = (0, CAPACITY_RANGE[1])
+#: Form field of a track's default capacity: ``default_capacity-research`` and so on.
+TRACK_DEFAULT_FIELD: Final = "default_capacity-"
 CADENCE_DAYS_RANGE: Final = (1, 365)
 REMINDER_HOURS_RANGE: Final = (1, 336)
 MAX_REMINDERS: Final = 5
@@ -85,6 +90,7 @@ def settings_snapshot(program: Program) -> dict[str, Any]:
         "mentor_policy": program.mentor_policy.value,
         "peer_mentor_min_stage": program.peer_mentor_min_stage.value,
         "default_mentor_capacity": program.default_mentor_capacity,
+        "default_capacity_by_track": _in_track_order(program.default_capacity_by_track or {}),
         "enrollment_opens_on": _iso(program.enrollment_opens_on),
         "enrollment_closes_on": _iso(program.enrollment_closes_on),
         "meeting_cadence_days": program.meeting_cadence_days,
@@ -96,6 +102,10 @@ def settings_snapshot(program: Program) -> dict[str, Any]:
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _in_track_order(by_track: Mapping[str, int]) -> dict[str, int]:
+    return {t.value: int(by_track[t.value]) for t in Track if t.value in by_track}
 
 
 class _Parser:
@@ -170,6 +180,7 @@ def _parse(session: Session, program: Program, form: SettingsForm) -> dict[str, 
         p.errors["peer_mentor_min_stage"] = "Choose the career stage peer mentors start from."
 
     capacity = p.integer("default_mentor_capacity", CAPACITY_RANGE, "the capacity")
+    capacity_by_track = _parse_track_defaults(p, tracks)
     opens, closes = p.day("enrollment_opens_on"), p.day("enrollment_closes_on")
     if opens and closes and closes < opens:
         p.errors["enrollment_closes_on"] = "Enrollment must close on or after the day it opens."
@@ -191,6 +202,7 @@ def _parse(session: Session, program: Program, form: SettingsForm) -> dict[str, 
         "mentor_policy": policy,
         "peer_mentor_min_stage": peer_stage,
         "default_mentor_capacity": capacity,
+        "default_capacity_by_track": capacity_by_track,
         "enrollment_opens_on": _iso(opens),
         "enrollment_closes_on": _iso(closes),
         "meeting_cadence_days": cadence,
@@ -198,6 +210,27 @@ def _parse(session: Session, program: Program, form: SettingsForm) -> dict[str, 
         "participation_rule": rule,
         "extra_interests": extra,
     }
+
+
+def _parse_track_defaults(p: _Parser, tracks: list[str]) -> dict[str, int]:
+    """Each offered track's own default capacity; an empty box follows the program default.
+
+    A box for a track being removed in the same form is ignored (the track takes its
+    default with it); a box named after no track at all means a stale or forged form.
+    """
+    by_track: dict[str, int] = {}
+    for name in p.form:
+        if not name.startswith(TRACK_DEFAULT_FIELD):
+            continue
+        track = name.removeprefix(TRACK_DEFAULT_FIELD)
+        if track not in Track._value2member_map_:
+            p.errors["default_capacity_by_track"] = (
+                "Set a default only for the tracks listed here; reload the page and try again."
+            )
+        elif track in tracks and p.text(name):
+            label = f"the {Track(track).label} default"
+            by_track[track] = p.integer(name, TRACK_CAPACITY_RANGE, label)
+    return _in_track_order(by_track)
 
 
 def _parse_followups(p: _Parser) -> dict[str, Any]:
@@ -291,6 +324,9 @@ def update_program_settings(
     # Raising the bar ends no relationship and takes no mentor role away (see peers).
     program.peer_mentor_min_stage = CareerStage(after["peer_mentor_min_stage"])
     program.default_mentor_capacity = after["default_mentor_capacity"]
+    # A lower default ends no relationship: a mentor over it keeps their mentees and gets
+    # no new ones until they are back under it (see relationships.track_capacity).
+    program.default_capacity_by_track = after["default_capacity_by_track"]
     program.enrollment_opens_on = _day(after["enrollment_opens_on"])
     program.enrollment_closes_on = _day(after["enrollment_closes_on"])
     program.meeting_cadence_days = after["meeting_cadence_days"]

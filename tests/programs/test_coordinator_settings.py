@@ -208,3 +208,93 @@ def test_a_track_with_open_relationships_cannot_be_removed(
     with pytest.raises(FormInvalid) as caught:
         update_program_settings(session, program, valid_form(tracks=["career"]), actor_user_id=None)
     assert "close them before removing the track" in caught.value.errors["tracks"]
+
+
+def test_per_track_default_capacities_are_saved_shown_and_audited(
+    session: Session, program: Program, coordinator: Person
+) -> None:
+    url = f"/programs/{program.id}/coordinator/settings"
+    page = coordinator.get(url).get_data(as_text=True)
+    for track in ("Research", "Career", "Clinical", "Wellbeing"):
+        assert f">Default mentees per mentor — {track}</label>" in page
+    assert 'id="default_capacity-leadership"' not in page  # not offered: no box
+    assert 'aria-describedby="default_capacity_by_track-hint"' in page
+
+    defaults = {
+        "default_capacity-research": "1",
+        "default_capacity-career": "3",
+        "default_capacity-clinical": "",  # empty: the program default (2) applies
+        "default_capacity-wellbeing": "0",
+    }
+    response = coordinator.post(url, valid_form(**defaults))
+
+    assert response.status_code == 303
+    session.refresh(program)
+    assert program.default_capacity_by_track == {"research": 1, "career": 3, "wellbeing": 0}
+    assert [program.default_capacity(t) for t in program.offered_tracks] == [1, 3, 2, 0]
+    (event,) = session.scalars(select(AuditEvent)).all()
+    assert event.before["default_capacity_by_track"] == {}
+    assert event.after["default_capacity_by_track"] == {"research": 1, "career": 3, "wellbeing": 0}
+    page = coordinator.get(url).get_data(as_text=True)
+    assert 'name="default_capacity-career" type="number" value="3"' in page
+    assert 'name="default_capacity-clinical" type="number" value=""' in page
+    log = coordinator.get(f"/programs/{program.id}/coordinator/audit").get_data(as_text=True)
+    assert "default_capacity_by_track" in log
+
+    # The same form again changes nothing; dropping a track drops its default with it.
+    coordinator.post(url, valid_form(**defaults))
+    assert len(session.scalars(select(AuditEvent)).all()) == 1
+    coordinator.post(url, valid_form(tracks=["research", "career", "clinical"], **defaults))
+    session.refresh(program)
+    assert program.default_capacity_by_track == {"research": 1, "career": 3}
+    latest = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert latest is not None
+    assert latest.before["default_capacity_by_track"] == {
+        "research": 1,
+        "career": 3,
+        "wellbeing": 0,
+    }
+    assert latest.after["default_capacity_by_track"] == {"research": 1, "career": 3}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"default_capacity-research": "two"}, "default_capacity-research", "whole number"),
+        ({"default_capacity-research": "1.5"}, "default_capacity-research", "whole number"),
+        ({"default_capacity-career": "-1"}, "default_capacity-career", "from 0 to 50"),
+        ({"default_capacity-career": "51"}, "default_capacity-career", "from 0 to 50"),
+        (
+            {"default_capacity-astrology": "2"},
+            "default_capacity_by_track",
+            "only for the tracks listed",
+        ),
+    ],
+)
+def test_bad_track_defaults_are_refused_at_the_field_and_change_nothing(
+    session: Session,
+    program: Program,
+    coordinator: Person,
+    changes: dict[str, str],
+    field: str,
+    message: str,
+) -> None:
+    program.default_capacity_by_track = {"career": 3}
+    session.commit()
+    before = settings_snapshot(program)
+    rows = database_snapshot(session)
+    form = valid_form(
+        title="Renamed",  # a good change alongside: it is not applied either
+        **{"default_capacity-research": "1", "default_capacity-career": "2", **changes},
+    )
+
+    response = coordinator.post(f"/programs/{program.id}/coordinator/settings", form)
+
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert message in field_error(page, field)
+    assert 'value="Renamed"' in page  # the form comes back as typed
+    session.expire_all()
+    assert settings_snapshot(session.get(Program, program.id)) == before  # type: ignore[arg-type]
+    assert database_snapshot(session) == rows
+    assert session.scalars(select(AuditEvent)).all() == []
