@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from plugin.db import utcnow
@@ -409,37 +409,33 @@ def cancel_meetings_of_relationship(
     Otherwise they would stay in both calendars, and their reminders would go out, for a
     pair that no longer exists. Meetings already held or missed stay as history.
     """
-    now = now or utcnow()
-    meetings = session.scalars(
-        select(Meeting)
-        .where(
-            Meeting.relationship_id == relationship.id,
-            Meeting.status == MeetingStatus.SCHEDULED,
-            Meeting.starts_at > now,
-        )
-        .order_by(Meeting.id)
-    ).all()
-    for meeting in meetings:
-        _call_off(session, meeting, "The mentoring relationship has ended.")
-    return len(meetings)
+    return _call_off_upcoming(
+        session,
+        Meeting.relationship_id == relationship.id,
+        "The mentoring relationship has ended.",
+        now or utcnow(),
+    )
 
 
 def cancel_meetings_of_circle(
     session: Session, circle: Circle, *, now: datetime | None = None
 ) -> int:
     """A circle closed: call off its meetings that have not started (as for a pair)."""
-    now = now or utcnow()
+    return _call_off_upcoming(
+        session, Meeting.circle_id == circle.id, "The peer circle has closed.", now or utcnow()
+    )
+
+
+def _call_off_upcoming(
+    session: Session, owner: ColumnElement[bool], reason: str, now: datetime
+) -> int:
     meetings = session.scalars(
         select(Meeting)
-        .where(
-            Meeting.circle_id == circle.id,
-            Meeting.status == MeetingStatus.SCHEDULED,
-            Meeting.starts_at > now,
-        )
+        .where(owner, Meeting.status == MeetingStatus.SCHEDULED, Meeting.starts_at > now)
         .order_by(Meeting.id)
     ).all()
     for meeting in meetings:
-        _call_off(session, meeting, "The peer circle has closed.")
+        _call_off(session, meeting, reason)
     return len(meetings)
 
 
