@@ -9,29 +9,8 @@ from typing import Any
 import pytest
 
 from plugin.db import get_db, utcnow
-from plugin.lti.provisioning import LaunchIdentity
-from plugin.lti.roles import CourseRole
-from plugin.lti.session import issue_launch_token
-from plugin.models import (
-    Course,
-    CourseMembership,
-    Deployment,
-    Meeting,
-    MeetingAttendee,
-    MeetingFormat,
-    MeetingKind,
-    MeetingStatus,
-    Participant,
-    Platform,
-    Profile,
-    Program,
-    Relationship,
-    RelationshipStatus,
-    Track,
-    User,
-)
+from tests.browser_world import INSTRUCTOR, LEARNER, seed_course
 from tests.conftest import LiveServer, accessibility_violations
-from tests.programs.conftest import INSTRUCTOR, LEARNER
 
 pytestmark = pytest.mark.browser
 
@@ -41,86 +20,30 @@ def _seed(live_server: LiveServer) -> tuple[int, int, str, str]:
     the program id, that meeting's id, the coordinator's and the mentee's tokens."""
     now = utcnow()
     with get_db(live_server.app).session() as session:
-        platform = Platform(
-            issuer="https://canvas.example.edu",
-            client_id="browser",
-            auth_login_url="https://canvas.example.edu/auth",
-            auth_token_url="https://canvas.example.edu/token",
-            key_set_url="https://canvas.example.edu/jwks",
+        seeded = seed_course(
+            session,
+            {
+                "Casey Coordinator": INSTRUCTOR,
+                "Sam Stuck": LEARNER,
+                "Max Mentor": INSTRUCTOR,
+                "Mia Mentee": LEARNER,
+                "Omar Mentor": INSTRUCTOR,
+            },
         )
-        deployment = Deployment(platform=platform, deployment_id="dep")
-        course = Course(deployment=deployment, context_id="ctx", title="Clinical Skills I")
-        program = Program(course=course, title="Mentorship", tracks=["research"])
-        names = ("Casey Coordinator", "Sam Stuck", "Max Mentor", "Mia Mentee", "Omar Mentor")
-        people = {name: User(platform=platform, sub=name, name=name) for name in names}
-        session.add_all([platform, deployment, course, program, *people.values()])
-        session.flush()
-        for name, user in people.items():
-            role = LEARNER if name in ("Sam Stuck", "Mia Mentee") else INSTRUCTOR
-            session.add(CourseMembership(course=course, user=user, roles=[role]))
-        enrolled = {}
-        for name in names[1:]:
-            mentee = name in ("Sam Stuck", "Mia Mentee")
-            enrolled[name] = Participant(
-                program=program, user=people[name], is_mentee=mentee, is_mentor=not mentee
-            )
-            enrolled[name].profile = Profile()
-        session.add_all(enrolled.values())
-        session.flush()
-        stalled = Relationship(
-            program_id=program.id,
-            mentee_id=enrolled["Sam Stuck"].id,
-            mentor_id=enrolled["Max Mentor"].id,
-            track=Track.RESEARCH,
-            status=RelationshipStatus.ACTIVE,
-            started_at=now - timedelta(days=40),
-        )
-        meeting_pair = Relationship(
-            program_id=program.id,
-            mentee_id=enrolled["Mia Mentee"].id,
-            mentor_id=enrolled["Omar Mentor"].id,
-            track=Track.RESEARCH,
-            status=RelationshipStatus.ACTIVE,
-            started_at=now - timedelta(days=10),
-        )
-        session.add_all([stalled, meeting_pair])
-        session.flush()
-        meeting = Meeting(
-            program_id=program.id,
-            kind=MeetingKind.RELATIONSHIP,
-            relationship_id=meeting_pair.id,
-            title="First meeting",
-            starts_at=now - timedelta(days=1),
-            ends_at=now - timedelta(days=1) + timedelta(minutes=30),
-            time_zone="UTC",
-            format=MeetingFormat.VIRTUAL,
-            status=MeetingStatus.HELD,
-            attendees=[
-                MeetingAttendee(participant_id=enrolled["Mia Mentee"].id),
-                MeetingAttendee(participant_id=enrolled["Omar Mentor"].id),
-            ],
-        )
-        session.add(meeting)
+        sam = seeded.enroll("Sam Stuck", mentee=True)
+        max_ = seeded.enroll("Max Mentor", mentor=True)
+        mia = seeded.enroll("Mia Mentee", mentee=True)
+        omar = seeded.enroll("Omar Mentor", mentor=True)
+        seeded.pair(sam, max_, started_at=now - timedelta(days=40))
+        meeting_pair = seeded.pair(mia, omar, started_at=now - timedelta(days=10))
+        meeting = seeded.held_meeting(meeting_pair, now - timedelta(days=1), [mia, omar])
         session.commit()
-
-        def token(name: str, role: CourseRole) -> str:
-            return issue_launch_token(
-                LaunchIdentity(
-                    user_id=people[name].id,
-                    course_id=course.id,
-                    deployment_id=deployment.id,
-                    roles=frozenset({role}),
-                    resource_link_id="link",
-                )
-            )
-
-        with live_server.app.app_context():
-            return (
-                program.id,
-                meeting.id,
-                token("Casey Coordinator", CourseRole.INSTRUCTOR),
-                token("Mia Mentee", CourseRole.LEARNER),
-            )
+        return (
+            seeded.program.id,
+            meeting.id,
+            seeded.token(live_server.app, "Casey Coordinator"),
+            seeded.token(live_server.app, "Mia Mentee"),
+        )
 
 
 def test_attention_queue_and_meeting_feedback_in_a_browser(

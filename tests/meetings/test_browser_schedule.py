@@ -9,96 +9,39 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from plugin.db import get_db
-from plugin.lti.provisioning import LaunchIdentity
-from plugin.lti.roles import CourseRole
-from plugin.lti.session import issue_launch_token
-from plugin.models import (
-    Course,
-    CourseMembership,
-    Deployment,
-    Meeting,
-    Participant,
-    Platform,
-    Profile,
-    Program,
-    Relationship,
-    RelationshipStatus,
-    Track,
-    User,
-)
+from plugin.models import Meeting
+from tests.browser_world import INSTRUCTOR, LEARNER, seed_course
 from tests.conftest import LiveServer, accessibility_violations
-from tests.programs.conftest import INSTRUCTOR, LEARNER
 
 pytestmark = pytest.mark.browser
+
+#: Weekdays, 08:00 to 20:00 in each person's own time zone.
+_WEEKDAYS = [{"day": d, "start": "08:00", "end": "20:00"} for d in range(5)]
 
 
 def _seed(live_server: LiveServer) -> tuple[str, int, int, str]:
     """A course with a mentee and a mentor in an active relationship; both tokens."""
     app = live_server.app
     with app.app_context(), get_db(app).session_scope() as session:
-        platform = Platform(
-            issuer="https://lms.example.edu",
-            client_id="c",
-            auth_login_url="https://lms.example.edu/a",
-            auth_token_url="https://lms.example.edu/t",
-            key_set_url="https://lms.example.edu/k",
+        seeded = seed_course(
+            session,
+            {"Maya Mentee": LEARNER, "Omar Mentor": INSTRUCTOR},
+            title="Research mentoring",
+            emails=True,
         )
-        deployment = Deployment(platform=platform, deployment_id="d")
-        course = Course(deployment=deployment, context_id="ctx", title="Clinical Skills I")
-        program = Program(course=course, title="Research mentoring", tracks=["research"])
-        session.add(program)
-        session.flush()
-        people = []
-        for n, (name, role, zone) in enumerate(
-            [
-                ("Maya Mentee", LEARNER, "Europe/London"),
-                ("Omar Mentor", INSTRUCTOR, "America/New_York"),
-            ]
-        ):
-            user = User(platform_id=platform.id, sub=f"s{n}", name=name, email=f"p{n}@example.edu")
-            session.add(user)
-            session.flush()
-            session.add(CourseMembership(course_id=course.id, user_id=user.id, roles=[role]))
-            people.append(
-                Participant(
-                    program_id=program.id,
-                    user_id=user.id,
-                    is_mentee=n == 0,
-                    is_mentor=n == 1,
-                    profile=Profile(
-                        time_zone=zone,
-                        availability=[
-                            {"day": d, "start": "08:00", "end": "20:00"} for d in range(5)
-                        ],
-                    ),
-                )
-            )
-        session.add_all(people)
-        session.flush()
-        relationship = Relationship(
-            program_id=program.id,
-            mentee_id=people[0].id,
-            mentor_id=people[1].id,
-            track=Track.RESEARCH,
-            status=RelationshipStatus.ACTIVE,
+        mentee = seeded.enroll(
+            "Maya Mentee", mentee=True, time_zone="Europe/London", availability=_WEEKDAYS
         )
-        session.add(relationship)
-        session.flush()
-        tokens = [
-            issue_launch_token(
-                LaunchIdentity(
-                    user_id=person.user_id or 0,
-                    course_id=course.id,
-                    deployment_id=deployment.id,
-                    roles=frozenset({role}),
-                    resource_link_id="link-1",
-                )
-            )
-            for person, role in zip(
-                people, [CourseRole.LEARNER, CourseRole.INSTRUCTOR], strict=True
-            )
-        ]
-        return tokens[0], program.id, relationship.id, tokens[1]
+        mentor = seeded.enroll(
+            "Omar Mentor", mentor=True, time_zone="America/New_York", availability=_WEEKDAYS
+        )
+        relationship = seeded.pair(mentee, mentor)
+        return (
+            seeded.token(app, "Maya Mentee"),
+            seeded.program.id,
+            relationship.id,
+            seeded.token(app, "Omar Mentor"),
+        )
 
 
 def test_a_mentee_schedules_a_meeting_with_the_keyboard_friendly_form(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from plugin.db import utcnow
 from plugin.lti.provisioning import LaunchIdentity
 from plugin.lti.roles import CourseRole
 from plugin.lti.session import issue_launch_token
 from plugin.models import (
+    CloseReason,
     Course,
     CourseMembership,
     Deployment,
@@ -25,8 +28,13 @@ from plugin.models import (
     Platform,
     Profile,
     Program,
+    Relationship,
+    RelationshipOrigin,
+    RelationshipStatus,
+    Track,
     User,
 )
+from plugin.programs.relationships import propose_relationship
 
 _ids = itertools.count(1)
 
@@ -238,3 +246,41 @@ def add_meeting(
     session.add(meeting)
     session.flush()
     return meeting
+
+
+def coordinator_pair(
+    session: Session,
+    program: Program,
+    mentee: Participant,
+    mentor: Participant,
+    track: Track = Track.RESEARCH,
+) -> Relationship:
+    """An active relationship a coordinator made, through the service (seats are checked)."""
+    return propose_relationship(
+        session,
+        program=program,
+        mentee=mentee,
+        mentor=mentor,
+        track=track,
+        origin=RelationshipOrigin.COORDINATOR,
+        actor=None,
+        activate=True,
+    )
+
+
+def closed_not_working(
+    program: Program, mentee: Participant, mentor: Participant, track: Track
+) -> Relationship:
+    """A relationship on ``track`` that ran 60 days and closed yesterday as not working out
+    (waiting for a re-match and an evaluation); not yet added to a session."""
+    now = utcnow()
+    return Relationship(
+        program_id=program.id,
+        mentee_id=mentee.id,
+        mentor_id=mentor.id,
+        track=track,
+        status=RelationshipStatus.CLOSED,
+        close_reason=CloseReason.NOT_WORKING,
+        started_at=now - timedelta(days=60),
+        closed_at=now - timedelta(days=1),
+    )

@@ -15,16 +15,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import inspect, literal_column, select, table
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import ColumnClause
 from werkzeug.test import TestResponse
 
 from plugin.db import get_db
 from tests.programs.conftest import Person
+from tests.programs.forms import database_snapshot
 
 __all__ = [
-    "database_rows",
     "endpoint_of",
     "fill",
     "fill_form",
@@ -70,20 +68,6 @@ def send(
     return person.get(path) if method == "GET" else person.post(path, data)
 
 
-def database_rows(session: Session) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table the database has (read as stored, not through the models):
-    equal results mean nothing was written."""
-    session.flush()
-    connection = session.connection()
-    everything: ColumnClause[Any] = literal_column("*")
-    return {
-        name: sorted(
-            map(tuple, connection.execute(select(everything).select_from(table(name)))), key=repr
-        )
-        for name in inspect(connection).get_table_names()
-    }
-
-
 @contextmanager
 def undone(app: Flask, session: Session) -> Iterator[None]:
     """Undo every write made in the block, the requests' commits included."""
@@ -113,7 +97,7 @@ def run_matrix(
     (any 4xx), is checked to have changed no row; with ``writes_nothing``, every request is
     (a link scanner's GET, or a guessed id in a form, must never change anything)."""
     writes_nothing = writes_nothing or method == "GET"
-    before = database_rows(session)
+    before = database_snapshot(session)
     statuses: dict[str, int] = {}
     for name, person in people.items():
         with undone(app, session):
@@ -121,7 +105,7 @@ def run_matrix(
             status = response.status_code
             response.close()  # a streamed download holds its file open until closed
             if status >= 400 or writes_nothing:
-                assert database_rows(session) == before, f"{name} got {status} but wrote"
+                assert database_snapshot(session) == before, f"{name} got {status} but wrote"
         statuses[name] = status
     return statuses
 

@@ -4,8 +4,10 @@ pages name; a second program in the same course with the same kinds of objects; 
 person of another course.
 
 Persons are launched as they would be from the LMS (a real launch token each); None is
-someone with no launch at all. :func:`foreign_variants` and :func:`check_foreign_ids` put
-program B's objects into program A's requests, for the matrices built on this scenario.
+someone with no launch at all. A test module takes the scenario as its fixture ``world``
+(``world = participant_world.world``); :func:`statuses` runs one row of a matrix on it, and
+:func:`foreign_variants` and :func:`check_foreign_ids` put program B's objects into
+program A's requests.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import time, timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
@@ -23,7 +26,6 @@ from plugin.lti.roles import CourseRole
 from plugin.models import (
     Circle,
     CircleMember,
-    CloseReason,
     Goal,
     GoalUpdate,
     MeetingAttendee,
@@ -32,16 +34,30 @@ from plugin.models import (
     Program,
     Relationship,
     RelationshipOrigin,
-    RelationshipStatus,
     Slot,
     Track,
     User,
 )
 from plugin.programs.relationships import propose_relationship
-from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant, add_meeting
+from tests.programs.conftest import (
+    INSTRUCTOR,
+    LEARNER,
+    Person,
+    Tenant,
+    add_meeting,
+    closed_not_working,
+)
 from tests.programs.matrix import fill, fill_form, names_in, run_matrix
 
-__all__ = ["PERSONAS", "World", "build_world", "check_foreign_ids", "foreign_variants"]
+__all__ = [
+    "PERSONAS",
+    "World",
+    "check_foreign_ids",
+    "foreign_variants",
+    "per_persona",
+    "statuses",
+    "world",
+]
 
 #: The people of every participant matrix, in the order of each row's statuses.
 PERSONAS = [
@@ -105,16 +121,7 @@ def _kinds_of_objects(
     with ``former`` closed as not working out (waiting for a re-match and an evaluation)."""
     now = utcnow()
     rel = _pair(session, program, mentee, mentor, active=True)
-    closed = Relationship(
-        program_id=program.id,
-        mentee_id=mentee.id,
-        mentor_id=former.id,
-        track=Track.CLINICAL,
-        status=RelationshipStatus.CLOSED,
-        close_reason=CloseReason.NOT_WORKING,
-        started_at=now - timedelta(days=60),
-        closed_at=now - timedelta(days=1),
-    )
+    closed = closed_not_working(program, mentee, former, Track.CLINICAL)
     circle = Circle(program_id=program.id, name="Peer circle")
     slot = Slot(
         program_id=program.id,
@@ -146,7 +153,8 @@ def _kinds_of_objects(
     }
 
 
-def build_world(
+@pytest.fixture
+def world(
     session: Session,
     make_tenant: Callable[..., Tenant],
     make_user: Callable[..., User],
@@ -154,6 +162,7 @@ def build_world(
     enroll: Callable[..., Participant],
     as_person: Callable[..., Person],
 ) -> World:
+    """The scenario, committed."""
     home, elsewhere = make_tenant(), make_tenant()
     program = make_program(home, title="A")
     users = {
@@ -232,6 +241,24 @@ def build_world(
     people["no_launch"] = None
     session.commit()
     return World(people={name: people[name] for name in PERSONAS}, ids=ids, ids_b=ids_b)
+
+
+def per_persona(expected: list[int]) -> dict[str, int]:
+    """A matrix row's statuses (in ``PERSONAS`` order) by persona."""
+    return dict(zip(PERSONAS, expected, strict=True))
+
+
+def statuses(
+    app: Flask,
+    session: Session,
+    world: World,
+    method: str,
+    template: str,
+    form: dict[str, Any] | None = None,
+) -> dict[str, int]:
+    """Each persona's status for one row, program A's ids put into its path and form."""
+    data = fill_form(form or {}, world.ids)
+    return run_matrix(app, session, world.people, method, fill(template, world.ids), data)
 
 
 def foreign_variants(

@@ -31,24 +31,11 @@ from plugin.programs.errors import CapacityFull
 from plugin.programs.matching_inputs import build_engine_inputs, engine_id
 from plugin.programs.matching_rounds import publish_round, start_round
 from plugin.programs.relationships import mentor_seats, propose_relationship, track_capacity
-from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant, coordinator_pair
 from tests.programs.test_coordinator_settings import valid_form
 from tests.programs.test_enrollment import mentor_form
 
 Enroll = Callable[..., Participant]
-
-
-def _pair(program: Program, mentee: Participant, mentor: Participant, session: Session) -> None:
-    propose_relationship(
-        session,
-        program=program,
-        mentee=mentee,
-        mentor=mentor,
-        track=Track.CAREER,
-        origin=RelationshipOrigin.COORDINATOR,
-        actor=None,
-        activate=True,
-    )
 
 
 @pytest.mark.parametrize(
@@ -145,7 +132,7 @@ def test_lowering_a_track_default_below_a_mentor_s_mentees_keeps_them_and_refuse
         for _ in range(4)
     ]
     for mentee in mentees[:3]:
-        _pair(program, mentee, mentor, session)
+        coordinator_pair(session, program, mentee, mentor, Track.CAREER)
     session.commit()
     coordinator = as_person(tenant, make_user(tenant, INSTRUCTOR), CourseRole.INSTRUCTOR)
 

@@ -23,7 +23,6 @@ from plugin.lti.session import read_launch_token
 from plugin.models import (
     Circle,
     CircleMember,
-    CloseReason,
     Course,
     MatchProposal,
     MatchRound,
@@ -36,8 +35,9 @@ from plugin.models import (
     Track,
     User,
 )
-from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
-from tests.programs.matrix import database_rows, fill, fill_form, names_in, run_matrix
+from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant, closed_not_working
+from tests.programs.forms import database_snapshot
+from tests.programs.matrix import fill, fill_form, names_in, run_matrix
 from tests.programs.test_coordinator_settings import valid_form as settings_form
 
 IMPORT_CSV = "name,email,tracks,capacity\nAda Alumna,ada@alumni.example.org,research;career,2\n"
@@ -189,16 +189,7 @@ def _objects(
         status=RelationshipStatus.ACTIVE,
         started_at=now - timedelta(days=40),
     )
-    closed = Relationship(
-        program_id=program.id,
-        mentee_id=mentee.id,
-        mentor_id=former.id,
-        track=Track.CAREER,
-        status=RelationshipStatus.CLOSED,
-        close_reason=CloseReason.NOT_WORKING,
-        started_at=now - timedelta(days=60),
-        closed_at=now - timedelta(days=1),
-    )
+    closed = closed_not_working(program, mentee, former, Track.CAREER)
     circle = Circle(program_id=program.id, name="Circle")
     round_ = MatchRound(program_id=program.id, status=RoundStatus.READY)
     session.add_all([invited, rel, closed, circle, round_])
@@ -343,14 +334,14 @@ def test_a_program_coordinator_cannot_open_another_program_in_the_course(
 def test_a_cross_site_post_is_refused(app: Flask, session: Session, world: World) -> None:
     person = world.people["coordinator by course role"]
     assert person is not None
-    before = database_rows(session)
+    before = database_snapshot(session)
     response = person.post(
         f"/programs/{world.a.program.id}/coordinator/people/bulk",
         {"action": "withdraw", "selected": [f"p{world.a.mentee.id}"]},
         headers={"Origin": "https://attacker.example"},
     )
     assert response.status_code == 403
-    assert database_rows(session) == before
+    assert database_snapshot(session) == before
 
 
 def test_course_members_of_another_course_cannot_be_made_coordinators(

@@ -12,29 +12,20 @@ import pytest
 from sqlalchemy.orm import Session
 
 from plugin.db import get_db
-from plugin.lti.provisioning import LaunchIdentity
-from plugin.lti.roles import CourseRole
-from plugin.lti.session import issue_launch_token
 from plugin.models import (
     Circle,
-    Course,
-    CourseMembership,
-    Deployment,
     MatchProposal,
     MatchRound,
     Participant,
-    Platform,
-    Profile,
     Program,
     Relationship,
     RelationshipStatus,
     RoundStatus,
     Track,
-    User,
 )
 from plugin.programs.enrollment import request_deletion
+from tests.browser_world import CAST, LEARNER, seed_course
 from tests.conftest import LiveServer, accessibility_violations
-from tests.programs.conftest import INSTRUCTOR, LEARNER
 
 pytestmark = pytest.mark.browser
 
@@ -47,62 +38,33 @@ class Seeded:
     mentee_token: str  #: Mia's, who is in two programs of the course
 
 
-def _token(live_server: LiveServer, user: User, course: Course, role: CourseRole) -> str:
-    with live_server.app.app_context():
-        return issue_launch_token(
-            LaunchIdentity(
-                user_id=user.id,
-                course_id=course.id,
-                deployment_id=course.deployment_id,
-                roles=frozenset({role}),
-                resource_link_id="link",
-            )
-        )
-
-
 def _seed(live_server: LiveServer) -> Seeded:
     """A course with a program (mentees, a mentor, a circle, a deletion request) and a
     second program Mia is also in; the coordinator's token and Mia's."""
     with get_db(live_server.app).session() as session:
-        platform = Platform(
-            issuer="https://canvas.example.edu",
-            client_id="browser",
-            auth_login_url="https://canvas.example.edu/auth",
-            auth_token_url="https://canvas.example.edu/token",
-            key_set_url="https://canvas.example.edu/jwks",
+        seeded = seed_course(
+            session,
+            {**CAST, "Ana": LEARNER, "Dee": LEARNER},
+            tracks=["research", "career"],
         )
-        deployment = Deployment(platform=platform, deployment_id="dep")
-        course = Course(deployment=deployment, context_id="ctx", title="Clinical Skills I")
-        program = Program(course=course, title="Mentorship", tracks=["research", "career"])
-        peers = Program(course=course, title="Peer support", tracks=["wellbeing"])
-        names = ("Casey Coordinator", "Mia Mentee", "Max Mentor", "Nora Notyet", "Ana", "Dee")
-        people = {name: User(platform=platform, sub=name, name=name) for name in names}
-        session.add_all([platform, deployment, course, program, peers, *people.values()])
-        session.flush()
-        for name, user in people.items():
-            role = INSTRUCTOR if name in ("Casey Coordinator", "Max Mentor") else LEARNER
-            session.add(CourseMembership(course=course, user=user, roles=[role]))
-        mentee = Participant(program=program, user=people["Mia Mentee"], is_mentee=True)
-        mentee.profile = Profile(tracks_wanted=["research"])
-        mentor = Participant(program=program, user=people["Max Mentor"], is_mentor=True)
-        mentor.profile = Profile(tracks_offered=["research", "career"])
-        ana = Participant(program=program, user=people["Ana"], is_mentee=True)
-        ana.profile = Profile(tracks_wanted=["career"])
-        dee = Participant(program=program, user=people["Dee"], is_mentee=True)
-        dee.profile = Profile(tracks_wanted=["career"])
-        elsewhere = Participant(program=peers, user=people["Mia Mentee"], is_mentee=True)
-        elsewhere.profile = Profile(tracks_wanted=["wellbeing"])
-        session.add_all([mentee, mentor, ana, dee, elsewhere])
-        session.flush()
-        session.add(Circle(program=program, name="Wednesday circle", facilitator_id=mentor.id))
-        _ready_round(session, program, mentee=ana, mentor=mentor, unmatched=dee)
-        request_deletion(session, dee, actor_user_id=people["Dee"].id)
+        peers = Program(course=seeded.tenant.course, title="Peer support", tracks=["wellbeing"])
+        session.add(peers)
+        seeded.enroll("Mia Mentee", mentee=True, tracks_wanted=["research"])
+        mentor = seeded.enroll("Max Mentor", mentor=True, tracks_offered=["research", "career"])
+        ana = seeded.enroll("Ana", mentee=True, tracks_wanted=["career"])
+        dee = seeded.enroll("Dee", mentee=True, tracks_wanted=["career"])
+        seeded.enroll("Mia Mentee", mentee=True, program=peers, tracks_wanted=["wellbeing"])
+        session.add(
+            Circle(program=seeded.program, name="Wednesday circle", facilitator_id=mentor.id)
+        )
+        _ready_round(session, seeded.program, mentee=ana, mentor=mentor, unmatched=dee)
+        request_deletion(session, dee, actor_user_id=seeded.people["Dee"].id)
         session.commit()
         return Seeded(
-            program_id=program.id,
-            course_id=course.id,
-            token=_token(live_server, people["Casey Coordinator"], course, CourseRole.INSTRUCTOR),
-            mentee_token=_token(live_server, people["Mia Mentee"], course, CourseRole.LEARNER),
+            program_id=seeded.program.id,
+            course_id=seeded.tenant.course.id,
+            token=seeded.token(live_server.app, "Casey Coordinator"),
+            mentee_token=seeded.token(live_server.app, "Mia Mentee"),
         )
 
 

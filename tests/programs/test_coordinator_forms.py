@@ -24,15 +24,13 @@ from plugin.models import (
     Participant,
     Program,
     Relationship,
-    RelationshipOrigin,
     RoundStatus,
     Track,
     User,
 )
 from plugin.programs import enrollment, goals
 from plugin.programs.circles import create_circle
-from plugin.programs.relationships import propose_relationship
-from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant, coordinator_pair
 from tests.programs.forms import database_snapshot, field_error, page_alert
 
 
@@ -77,16 +75,7 @@ def scene(
     mentor = enroll(
         program, make_user(tenant, INSTRUCTOR, name="Max Mentor"), mentor=True, bio="Echo lab"
     )
-    relationship = propose_relationship(
-        session,
-        program=program,
-        mentee=mentee,
-        mentor=mentor,
-        track=Track.RESEARCH,
-        origin=RelationshipOrigin.COORDINATOR,
-        actor=None,
-        activate=True,
-    )
+    relationship = coordinator_pair(session, program, mentee, mentor)
     today = utcnow().date()
     goals.create_goal(
         session,

@@ -22,14 +22,11 @@ from plugin.models import (
     Profile,
     Program,
     Relationship,
-    RelationshipOrigin,
     RelationshipStatus,
-    Track,
     User,
 )
-from plugin.programs.relationships import propose_relationship
 from plugin.programs.vocabulary import backgrounds, program_vocabulary, shipped_vocabulary
-from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant, coordinator_pair
 from tests.programs.forms import database_snapshot, field_error
 
 
@@ -285,16 +282,7 @@ def _mentor_with_mentees(
     mentor = enroll(program, mentor_user, mentor=True, capacity_by_track={"research": 3}, bio="Hi")
     for _ in range(n):
         mentee = enroll(program, make_user(tenant, LEARNER), mentee=True)
-        propose_relationship(
-            session,
-            program=program,
-            mentee=mentee,
-            mentor=mentor,
-            track=Track.RESEARCH,
-            origin=RelationshipOrigin.COORDINATOR,
-            actor=None,
-            activate=True,
-        )
+        coordinator_pair(session, program, mentee, mentor)
     return mentor
 
 

@@ -10,26 +10,9 @@ from typing import Any
 import pytest
 
 from plugin.db import get_db, utcnow
-from plugin.lti.provisioning import LaunchIdentity
-from plugin.lti.roles import CourseRole
-from plugin.lti.session import issue_launch_token
-from plugin.models import (
-    Course,
-    CourseMembership,
-    Deployment,
-    Goal,
-    GoalStatus,
-    GoalUpdate,
-    Participant,
-    Platform,
-    Profile,
-    Program,
-    Relationship,
-    RelationshipStatus,
-    User,
-)
+from plugin.models import Goal, GoalStatus, GoalUpdate
+from tests.browser_world import INSTRUCTOR, LEARNER, seed_course
 from tests.conftest import LiveServer, accessibility_violations
-from tests.programs.conftest import INSTRUCTOR, LEARNER
 
 pytestmark = pytest.mark.browser
 
@@ -37,39 +20,12 @@ pytestmark = pytest.mark.browser
 def _seed(live_server: LiveServer) -> tuple[str, str]:
     """Mia's goal, agreed by her mentor Max; the goal page's path and Mia's token."""
     with get_db(live_server.app).session() as session:
-        platform = Platform(
-            issuer="https://canvas.example.edu",
-            client_id="browser",
-            auth_login_url="https://canvas.example.edu/auth",
-            auth_token_url="https://canvas.example.edu/token",
-            key_set_url="https://canvas.example.edu/jwks",
-        )
-        deployment = Deployment(platform=platform, deployment_id="dep")
-        course = Course(deployment=deployment, context_id="ctx", title="Clinical Skills I")
-        program = Program(course=course, title="Mentorship", tracks=["research"])
-        mia = User(platform=platform, sub="mia", name="Mia Mentee")
-        max_ = User(platform=platform, sub="max", name="Max Mentor")
-        session.add_all([platform, deployment, course, program, mia, max_])
-        session.flush()
-        session.add(CourseMembership(course=course, user=mia, roles=[LEARNER]))
-        session.add(CourseMembership(course=course, user=max_, roles=[INSTRUCTOR]))
-        mentee = Participant(program=program, user=mia, is_mentee=True)
-        mentee.profile = Profile(tracks_wanted=["research"])
-        mentor = Participant(program=program, user=max_, is_mentor=True)
-        mentor.profile = Profile(tracks_offered=["research"])
-        session.add_all([mentee, mentor])
-        session.flush()
-        pair = Relationship(
-            program_id=program.id,
-            mentee_id=mentee.id,
-            mentor_id=mentor.id,
-            track="research",
-            status=RelationshipStatus.ACTIVE,
-        )
-        session.add(pair)
-        session.flush()
+        seeded = seed_course(session, {"Mia Mentee": LEARNER, "Max Mentor": INSTRUCTOR})
+        mentee = seeded.enroll("Mia Mentee", mentee=True, tracks_wanted=["research"])
+        mentor = seeded.enroll("Max Mentor", mentor=True, tracks_offered=["research"])
+        pair = seeded.pair(mentee, mentor)
         goal = Goal(
-            program_id=program.id,
+            program_id=seeded.program.id,
             owner_id=mentee.id,
             relationship_id=pair.id,
             title="Submit an abstract",
@@ -88,17 +44,9 @@ def _seed(live_server: LiveServer) -> tuple[str, str]:
             ]
         )
         session.commit()
-        with live_server.app.app_context():
-            token = issue_launch_token(
-                LaunchIdentity(
-                    user_id=mia.id,
-                    course_id=course.id,
-                    deployment_id=deployment.id,
-                    roles=frozenset({CourseRole.LEARNER}),
-                    resource_link_id="link",
-                )
-            )
-        return f"/programs/{program.id}/goals/{goal.id}", token
+        return f"/programs/{seeded.program.id}/goals/{goal.id}", seeded.token(
+            live_server.app, "Mia Mentee"
+        )
 
 
 def test_a_mentee_changes_an_agreed_goal_then_drops_it(

@@ -39,28 +39,12 @@ from plugin.programs.matching_rounds import (
 from plugin.programs.relationships import (
     close_relationship,
     mentor_seats,
-    propose_relationship,
 )
-from tests.programs.conftest import INSTRUCTOR, LEARNER, Tenant
+from tests.programs.conftest import INSTRUCTOR, LEARNER, Tenant, coordinator_pair
 
 Enroll = Callable[..., Participant]
 #: A Tuesday in November: New York is on EST (UTC-5), Kolkata on IST (UTC+5:30).
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def _pair(
-    session: Session, program: Program, mentee: Participant, mentor: Participant
-) -> Relationship:
-    return propose_relationship(
-        session,
-        program=program,
-        mentee=mentee,
-        mentor=mentor,
-        track=Track.RESEARCH,
-        origin=RelationshipOrigin.COORDINATOR,
-        actor=None,
-        activate=True,
-    )
 
 
 def _start(session: Session, program: Program, **kwargs: Any) -> MatchRound:
@@ -128,8 +112,8 @@ def test_inputs_are_built_from_profiles_seats_and_history(
     )
     other = enroll(program, make_user(tenant, LEARNER), mentee=True, tracks_wanted=["research"])
     gone = enroll(program, make_user(tenant, LEARNER), mentee=True, tracks_wanted=["career"])
-    _pair(session, program, other, mentor)  # one research seat taken
-    closed = _pair(session, program, gone, mentor)
+    coordinator_pair(session, program, other, mentor)  # one research seat taken
+    closed = coordinator_pair(session, program, gone, mentor)
     close_relationship(session, closed, reason=CloseReason.NOT_WORKING, actor=None)
     round_ = MatchRound(program_id=program.id, exclusions=[[gone.id, mentor.id]])
     session.add(round_)
@@ -226,7 +210,7 @@ def test_publishing_creates_relationships_and_reports_a_full_mentor_per_pair(
     round_ = _start(session, program)
     # Between the run and publishing, the second mentor's only seat is taken.
     latecomer = enroll(program, make_user(tenant, LEARNER), mentee=True)
-    _pair(session, program, latecomer, mentors[1])
+    coordinator_pair(session, program, latecomer, mentors[1])
 
     outcome = publish_round(session, round_, actor=None, actor_user_id=None)
 

@@ -6,7 +6,6 @@ program A's requests. The scenario and the people are tests.programs.participant
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,15 +13,13 @@ import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from plugin.models import Participant, Program, User
-from tests.programs.conftest import Person, Tenant
-from tests.programs.matrix import fill, fill_form, run_matrix
+from tests.programs import participant_world
 from tests.programs.participant_world import (
-    PERSONAS,
     World,
-    build_world,
     check_foreign_ids,
     foreign_variants,
+    per_persona,
+    statuses,
 )
 
 
@@ -45,16 +42,7 @@ MEETING_FORM = {
 }
 
 
-@pytest.fixture
-def world(
-    session: Session,
-    make_tenant: Callable[..., Tenant],
-    make_user: Callable[..., User],
-    make_program: Callable[..., Program],
-    enroll: Callable[..., Participant],
-    as_person: Callable[..., Person],
-) -> World:
-    return build_world(session, make_tenant, make_user, make_program, enroll, as_person)
+world = participant_world.world  # the scenario's fixture (pytest finds it by attribute)
 
 
 #: (page, status per person in PERSONAS order: mentee, mentor, other_mentee, other_mentor,
@@ -169,8 +157,7 @@ COVERED = [("GET", page) for page, _ in GET_MATRIX] + [
 def test_who_may_open_each_meeting_page(
     app: Flask, session: Session, world: World, page: str, expected: list[int]
 ) -> None:
-    got = run_matrix(app, session, world.people, "GET", fill(page, world.ids))
-    assert got == dict(zip(PERSONAS, expected, strict=True))
+    assert statuses(app, session, world, "GET", page) == per_persona(expected)
 
 
 @pytest.mark.parametrize(
@@ -184,9 +171,7 @@ def test_who_may_take_each_meeting_action(
     form: dict[str, Any],
     expected: list[int],
 ) -> None:
-    path, data = fill(action, world.ids), fill_form(form, world.ids)
-    got = run_matrix(app, session, world.people, "POST", path, data)
-    assert got == dict(zip(PERSONAS, expected, strict=True))
+    assert statuses(app, session, world, "POST", action, form) == per_persona(expected)
 
 
 def test_another_programs_objects_in_this_programs_requests_are_refused(

@@ -9,7 +9,6 @@ pages are in test_meeting_access.py, on the same scenario (tests.programs.partic
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,31 +18,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.db import utcnow
-from plugin.models import Goal, Notification, Participant, Program, User
-from tests.programs.conftest import Person, Tenant
-from tests.programs.matrix import database_rows, fill, fill_form, run_matrix, send
+from plugin.models import Goal, Notification, Program
+from tests.programs import participant_world
+from tests.programs.forms import database_snapshot
+from tests.programs.matrix import fill, run_matrix, send
 from tests.programs.participant_world import (
-    PERSONAS,
     World,
-    build_world,
     check_foreign_ids,
     foreign_variants,
+    per_persona,
+    statuses,
 )
 from tests.programs.test_enrollment import mentee_form
 
 IN_A_MONTH = (utcnow() + timedelta(days=30)).date().isoformat()
 
 
-@pytest.fixture
-def world(
-    session: Session,
-    make_tenant: Callable[..., Tenant],
-    make_user: Callable[..., User],
-    make_program: Callable[..., Program],
-    enroll: Callable[..., Participant],
-    as_person: Callable[..., Person],
-) -> World:
-    return build_world(session, make_tenant, make_user, make_program, enroll, as_person)
+world = participant_world.world  # the scenario's fixture (pytest finds it by attribute)
 
 
 #: (page, status per person in PERSONAS order: mentee, mentor, other_mentee, other_mentor,
@@ -135,8 +126,7 @@ COVERED = [("GET", page) for page, _ in GET_MATRIX] + [
 def test_who_may_open_each_participant_page(
     app: Flask, session: Session, world: World, page: str, expected: list[int]
 ) -> None:
-    got = run_matrix(app, session, world.people, "GET", fill(page, world.ids))
-    assert got == dict(zip(PERSONAS, expected, strict=True))
+    assert statuses(app, session, world, "GET", page) == per_persona(expected)
 
 
 @pytest.mark.parametrize(
@@ -150,9 +140,7 @@ def test_who_may_take_each_participant_action(
     form: dict[str, Any],
     expected: list[int],
 ) -> None:
-    path, data = fill(action, world.ids), fill_form(form, world.ids)
-    got = run_matrix(app, session, world.people, "POST", path, data)
-    assert got == dict(zip(PERSONAS, expected, strict=True))
+    assert statuses(app, session, world, "POST", action, form) == per_persona(expected)
 
 
 #: The answer to a form naming an object of program B (nothing is written either way).
@@ -270,10 +258,10 @@ def test_a_cross_site_form_post_to_a_participant_page_is_refused(
     mentee = world.people["mentee"]
     assert mentee is not None
     form = {"confirm": "yes", "track": "career", "id": [str(world.ids["notification"])]}
-    before = database_rows(session)
+    before = database_snapshot(session)
     response = mentee.post(path, form, headers={"Origin": "https://evil.example"})
     assert response.status_code == 403
-    assert database_rows(session) == before
+    assert database_snapshot(session) == before
 
 
 def test_a_cross_site_program_creation_is_refused(session: Session, world: World) -> None:

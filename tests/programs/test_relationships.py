@@ -28,7 +28,7 @@ from plugin.programs.relationships import (
     set_paused,
 )
 from tests.conftest import run_together
-from tests.programs.conftest import LEARNER, Tenant, seed_program
+from tests.programs.conftest import LEARNER, Tenant, coordinator_pair, seed_program
 
 
 @pytest.fixture
@@ -84,16 +84,7 @@ def test_a_full_mentor_refuses_the_next_mentee_and_a_closed_one_frees_the_seat(
     pair_setup: tuple[Program, Participant, Participant],
 ) -> None:
     program, mentee, mentor = pair_setup
-    first = propose_relationship(
-        session,
-        program=program,
-        mentee=mentee,
-        mentor=mentor,
-        track=Track.RESEARCH,
-        origin=RelationshipOrigin.COORDINATOR,
-        actor=None,
-        activate=True,
-    )
+    first = coordinator_pair(session, program, mentee, mentor)
     other = enroll(program, make_user(tenant, LEARNER), mentee=True)
     with pytest.raises(CapacityFull, match="no free place"):
         propose_relationship(

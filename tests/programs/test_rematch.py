@@ -24,19 +24,18 @@ from plugin.models import (
     RelationshipEvent,
     RelationshipOrigin,
     RelationshipStatus,
-    Track,
     User,
 )
 from plugin.programs.coordination import Actor
 from plugin.programs.errors import NotAllowed
-from plugin.programs.relationships import close_relationship, propose_relationship
+from plugin.programs.relationships import close_relationship
 from plugin.programs.rematch import (
     rematch_case,
     rematch_mentors,
     request_rematch,
     waiting_rematches,
 )
-from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant
+from tests.programs.conftest import INSTRUCTOR, LEARNER, Person, Tenant, coordinator_pair
 from tests.programs.forms import database_snapshot, field_error
 
 
@@ -110,16 +109,7 @@ def failed(
             )
         )
     (old, _), (nora, nora_user), (omar, _) = mentors
-    closed = propose_relationship(
-        session,
-        program=program,
-        mentee=mentee,
-        mentor=old,
-        track=Track.RESEARCH,
-        origin=RelationshipOrigin.COORDINATOR,
-        actor=None,
-        activate=True,
-    )
+    closed = coordinator_pair(session, program, mentee, old)
     agreed = _goal(session, closed, "Submit an abstract", GoalStatus.AGREED)
     session.add(
         GoalUpdate(goal=agreed, author_id=mentee.id, kind="checkin", progress=40, note="Draft")
@@ -415,30 +405,12 @@ def test_only_a_not_working_close_of_this_program_opens_the_path(
     enroll: Callable[..., Participant],
 ) -> None:
     f = failed
-    completed = propose_relationship(
-        session,
-        program=f.program,
-        mentee=f.mentee,
-        mentor=f.omar,
-        track=Track.RESEARCH,
-        origin=RelationshipOrigin.COORDINATOR,
-        actor=None,
-        activate=True,
-    )
+    completed = coordinator_pair(session, f.program, f.mentee, f.omar)
     close_relationship(session, completed, reason=CloseReason.COMPLETED, actor=None)
     other = make_program(tenant, title="Other", tracks=["research"])
     elsewhere_mentee = enroll(other, make_user(tenant, LEARNER), mentee=True)
     elsewhere_mentor = enroll(other, make_user(tenant, INSTRUCTOR), mentor=True)
-    foreign = propose_relationship(
-        session,
-        program=other,
-        mentee=elsewhere_mentee,
-        mentor=elsewhere_mentor,
-        track=Track.RESEARCH,
-        origin=RelationshipOrigin.COORDINATOR,
-        actor=None,
-        activate=True,
-    )
+    foreign = coordinator_pair(session, other, elsewhere_mentee, elsewhere_mentor)
     close_relationship(session, foreign, reason=CloseReason.NOT_WORKING, actor=None)
     session.commit()
     # A later relationship that started (then completed) means the mentee was re-matched.

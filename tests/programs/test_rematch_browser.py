@@ -8,29 +8,17 @@ from typing import Any
 import pytest
 
 from plugin.db import get_db
-from plugin.lti.provisioning import LaunchIdentity
-from plugin.lti.roles import CourseRole
-from plugin.lti.session import issue_launch_token
 from plugin.models import (
     CloseReason,
-    Course,
-    CourseMembership,
-    Deployment,
     Goal,
     GoalStatus,
-    Participant,
-    Platform,
-    Profile,
-    Program,
     Relationship,
-    RelationshipOrigin,
     RelationshipStatus,
-    Track,
-    User,
 )
-from plugin.programs.relationships import close_relationship, propose_relationship
+from plugin.programs.relationships import close_relationship
+from tests.browser_world import INSTRUCTOR, LEARNER, seed_course
 from tests.conftest import LiveServer, accessibility_violations
-from tests.programs.conftest import INSTRUCTOR, LEARNER
+from tests.programs.conftest import coordinator_pair
 
 pytestmark = pytest.mark.browser
 
@@ -38,49 +26,22 @@ pytestmark = pytest.mark.browser
 def _seed(live_server: LiveServer) -> tuple[int, str]:
     """Mia's research relationship with Max closed as not working out; Mia's token."""
     with get_db(live_server.app).session() as session:
-        platform = Platform(
-            issuer="https://canvas.example.edu",
-            client_id="browser",
-            auth_login_url="https://canvas.example.edu/auth",
-            auth_token_url="https://canvas.example.edu/token",
-            key_set_url="https://canvas.example.edu/jwks",
-        )
-        deployment = Deployment(platform=platform, deployment_id="dep")
-        course = Course(deployment=deployment, context_id="ctx", title="Clinical Skills I")
-        program = Program(course=course, title="Mentorship", tracks=["research"])
-        users = {
-            name: User(platform=platform, sub=name, name=name)
-            for name in ("Mia Mentee", "Max Mentor", "Nora Mentor")
-        }
-        session.add_all([platform, deployment, course, program, *users.values()])
-        session.flush()
-        for name, user in users.items():
-            role = LEARNER if name == "Mia Mentee" else INSTRUCTOR
-            session.add(CourseMembership(course=course, user=user, roles=[role]))
-        mentee = Participant(program=program, user=users["Mia Mentee"], is_mentee=True)
-        mentee.profile = Profile(tracks_wanted=["research"], interests=["specialty.cardiology"])
-        mentors = []
-        for name in ("Max Mentor", "Nora Mentor"):
-            mentor = Participant(program=program, user=users[name], is_mentor=True)
-            mentor.profile = Profile(
-                tracks_offered=["research"], interests=["specialty.cardiology"]
-            )
-            mentors.append(mentor)
-        session.add_all([mentee, *mentors])
-        session.flush()
-        closed = propose_relationship(
+        seeded = seed_course(
             session,
-            program=program,
-            mentee=mentee,
-            mentor=mentors[0],
-            track=Track.RESEARCH,
-            origin=RelationshipOrigin.COORDINATOR,
-            actor=None,
-            activate=True,
+            {"Mia Mentee": LEARNER, "Max Mentor": INSTRUCTOR, "Nora Mentor": INSTRUCTOR},
         )
+        cardiology = ["specialty.cardiology"]
+        mentee = seeded.enroll(
+            "Mia Mentee", mentee=True, tracks_wanted=["research"], interests=cardiology
+        )
+        mentors = [
+            seeded.enroll(name, mentor=True, tracks_offered=["research"], interests=cardiology)
+            for name in ("Max Mentor", "Nora Mentor")
+        ]
+        closed = coordinator_pair(session, seeded.program, mentee, mentors[0])
         session.add(
             Goal(
-                program_id=program.id,
+                program_id=seeded.program.id,
                 owner_id=mentee.id,
                 relationship_id=closed.id,
                 title="Submit an abstract",
@@ -89,17 +50,7 @@ def _seed(live_server: LiveServer) -> tuple[int, str]:
         )
         close_relationship(session, closed, reason=CloseReason.NOT_WORKING, actor=None)
         session.commit()
-        with live_server.app.app_context():
-            token = issue_launch_token(
-                LaunchIdentity(
-                    user_id=users["Mia Mentee"].id,
-                    course_id=course.id,
-                    deployment_id=deployment.id,
-                    roles=frozenset({CourseRole.LEARNER}),
-                    resource_link_id="link",
-                )
-            )
-        return program.id, token
+        return seeded.program.id, seeded.token(live_server.app, "Mia Mentee")
 
 
 def test_a_mentee_asks_a_new_mentor_and_brings_a_goal(

@@ -5,7 +5,6 @@ invitation does (it binds to the launched person only in the program's own cours
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -16,11 +15,12 @@ from sqlalchemy.orm import Session
 from plugin.followups.unsubscribe import preference_for, unsubscribe_token
 from plugin.lti.session import read_launch_token
 from plugin.meetings.feeds import open_feed
-from plugin.models import Participant, ParticipantStatus, Program, User
+from plugin.models import Participant, ParticipantStatus
 from plugin.programs.invitations import invitation_token
-from tests.programs.conftest import Person, Tenant
+from tests.programs import participant_world
+from tests.programs.conftest import Person
 from tests.programs.matrix import fill, fill_form, run_matrix, send, undone
-from tests.programs.participant_world import PERSONAS, World, build_world
+from tests.programs.participant_world import PERSONAS, World, per_persona
 
 #: (method, path, form, status with the link, status with the link altered).
 TOKEN_ROUTES = [
@@ -41,17 +41,11 @@ class Links:
     tokens: dict[str, str]
 
 
+world = participant_world.world  # the scenario's fixture (pytest finds it by attribute)
+
+
 @pytest.fixture
-def links(
-    app: Flask,
-    session: Session,
-    make_tenant: Callable[..., Tenant],
-    make_user: Callable[..., User],
-    make_program: Callable[..., Program],
-    enroll: Callable[..., Participant],
-    as_person: Callable[..., Person],
-) -> Links:
-    world = build_world(session, make_tenant, make_user, make_program, enroll, as_person)
+def links(app: Flask, session: Session, world: World) -> Links:
     invited = Participant(
         program_id=world.ids["program"],
         is_mentor=True,
@@ -120,6 +114,6 @@ def test_an_invitation_binds_only_a_launch_in_the_programs_course(
             )
             launched = read_launch_token(person.token) if person is not None else None
             bound[name] = launched is not None and user_id == launched.user_id
-    assert got == dict(zip(PERSONAS, ACCEPT, strict=True))
+    assert got == per_persona(ACCEPT)
     in_course = {"coordinator", "learner", "other_program"}
     assert bound == {name: name in in_course for name in PERSONAS}
