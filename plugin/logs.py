@@ -58,6 +58,10 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 
 
 def _scrub_text(text: str) -> str:
+    # Both patterns need an "@"; most values (ids, levels, timestamps) have none, and this
+    # runs on every string of every log line.
+    if "@" not in text:
+        return text
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***:***@", text)
     return _EMAIL.sub(REDACTED, text)
 
