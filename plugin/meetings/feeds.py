@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from icalendar import Calendar, Event
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from plugin.db import utcnow
 from plugin.models import (
@@ -90,6 +90,13 @@ def build_feed(session: Session, participant: Participant, *, now: datetime | No
             Meeting.ends_at > now - FEED_HISTORY,
         )
         .order_by(Meeting.starts_at)
+        # Circle meetings list their attendees by name: load them with the meetings (the
+        # feed is polled by calendar apps) instead of a query per attendee.
+        .options(
+            selectinload(Meeting.attendees)
+            .joinedload(MeetingAttendee.participant)
+            .joinedload(Participant.user)
+        )
     ).all()
     calendar = Calendar()
     calendar.add("prodid", PRODID)

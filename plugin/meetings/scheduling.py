@@ -23,6 +23,7 @@ from plugin.meetings.times import is_valid_zone, local_to_utc, parse_hhmm
 from plugin.models import (
     BookingState,
     Circle,
+    CircleMember,
     Meeting,
     MeetingAttendee,
     MeetingFormat,
@@ -513,8 +514,29 @@ def sync_circle_attendees(session: Session, circle: Circle, *, now: datetime | N
         )
         .order_by(Meeting.id)
     ).all()
-    people = {p.id: p for p in circle_people(circle)}
+    people = _current_people(session, circle)
     return sum(_invite_exactly(session, meeting, people, now) for meeting in meetings)
+
+
+def _current_people(session: Session, circle: Circle) -> dict[int, Participant]:
+    """The circle's people as committed, read under the circle's row lock (PostgreSQL).
+
+    Two changes to one circle (a coordinator adding someone while another removes, or a
+    member withdrawing) take turns here, and the second reads what the first committed,
+    not the members and statuses its session loaded before: otherwise it could invite
+    back someone the first had just removed.
+    """
+    session.refresh(circle, with_for_update=True)
+    fresh = {"populate_existing": True}
+    members = session.scalars(
+        select(CircleMember).where(CircleMember.circle_id == circle.id).execution_options(**fresh)
+    ).all()
+    ids = {m.participant_id for m in members} | {circle.facilitator_id} - {None}
+    session.scalars(
+        select(Participant).where(Participant.id.in_(ids)).execution_options(**fresh)
+    ).all()
+    session.expire(circle, ["members", "facilitator"])
+    return {p.id: p for p in circle_people(circle)}
 
 
 def _invite_exactly(

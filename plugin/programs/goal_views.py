@@ -168,7 +168,7 @@ def agree_goal(access: ProgramAccess, program_id: int, goal_id: int) -> Response
 @blueprint.post("/programs/<int:program_id>/goals/<int:goal_id>/checkins")
 @program_view()
 def goal_checkin(access: ProgramAccess, program_id: int, goal_id: int) -> ResponseReturnValue:
-    goal = _visible_goal(access, goal_id)
+    goal = _locked(_visible_goal(access, goal_id))
     assert access.participant is not None
     session = request_session()
     try:

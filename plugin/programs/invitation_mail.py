@@ -88,12 +88,20 @@ def queue_invitation_mail(
         .limit(1)
     )
     if pending is not None:
+        # Queue its job again: if the last one died for good (its outbox row is dead) the
+        # e-mail would wait forever. The key keeps a live job from being queued twice, and
+        # the job sends only a row that is still pending.
+        _queue_send(session, pending)
         return pending, False
     mail = InvitationMail(participant_id=participant.id, invited_by_user_id=invited_by_user_id)
     session.add(mail)
     session.flush()
-    defer(session, SEND_JOB, mail.id, key=f"mentor-invitation-{mail.id}", queue=QueueName.DEFAULT)
+    _queue_send(session, mail)
     return mail, True
+
+
+def _queue_send(session: Session, mail: InvitationMail) -> None:
+    defer(session, SEND_JOB, mail.id, key=f"mentor-invitation-{mail.id}", queue=QueueName.DEFAULT)
 
 
 def email_new_link(

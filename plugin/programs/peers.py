@@ -80,7 +80,7 @@ def peer_stage_allows(
         return False
     if mentor_stage is None or mentee_stage is None:
         return False
-    bar = program.peer_mentor_min_stage or CareerStage.CLINICAL_STUDENT
+    bar = program.peer_mentor_min_stage
     return mentor_stage.rank >= bar.rank and mentor_stage.rank > mentee_stage.rank
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from pydantic import SecretStr
+from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -343,3 +344,28 @@ def test_a_resend_after_a_lost_commit_carries_the_same_message_id(
     assert first["Message-ID"] == again["Message-ID"]
     assert send_invitation_mail(session, mail.id, channel, **send) == InvitationMailState.SENT
     assert len(smtp_server.messages) == 2
+
+
+def test_asking_again_requeues_an_email_whose_job_died(
+    session: Session,
+    program: Program,
+    coordinator: Person,
+    relay: CapturedMail,
+    drain_jobs: Drain,
+    redis_conn: Redis,
+) -> None:
+    _import(coordinator, program, TWO.splitlines()[0] + "\n" + TWO.splitlines()[1] + "\n")
+    (mentor,) = session.scalars(select(Participant).where(Participant.invite_email != "")).all()
+    # The send job died for good before it ran (a bug, a lost worker past the re-drive cap):
+    # gone from Redis, its outbox row dead.
+    redis_conn.flushdb()
+    (job,) = session.scalars(select(OutboxJob).where(OutboxJob.dedupe_key.like("mentor-%"))).all()
+    job.state = OutboxState.DEAD
+    session.commit()
+    assert drain_jobs() == 0
+    path = f"/programs/{program.id}/coordinator/people/{mentor.id}/invitation"
+    assert coordinator.post(path).status_code == 303
+    assert len(_mails(session)) == 1  # the pending e-mail, not a second one
+    assert drain_jobs() == 1
+    assert [m.state for m in _mails(session)] == [InvitationMailState.SENT]
+    assert len(relay.messages) == 1
