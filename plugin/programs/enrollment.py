@@ -179,6 +179,8 @@ def _leave_circles(
     A closed circle keeps its facilitator for the record. An open one is left without a
     facilitator, so its members agree to each other's goals (:func:`goals.goal_agreers`).
     """
+    from plugin.meetings.scheduling import circle_people
+
     left: set[Circle] = set()
     for membership in session.scalars(
         select(CircleMember).where(
@@ -208,11 +210,8 @@ def _leave_circles(
         else:
             kind = "circle.member_left"
             text = f"{name} {verb} from the program and has left your peer circle {circle.name}."
-        recipients = {m.participant for m in circle.members if m.left_at is None}
-        if circle.facilitator is not None:
-            recipients.add(circle.facilitator)
-        recipients = {p for p in recipients if p.status == ParticipantStatus.ACTIVE}
-        for recipient in sorted(recipients - {participant}, key=lambda p: p.id):
+        recipients = set(circle_people(circle)) - {participant}  # active, not left
+        for recipient in sorted(recipients, key=lambda p: p.id):
             notify(session, recipient, kind=kind, text=text, link=f"/programs/{circle.program_id}/")
 
 

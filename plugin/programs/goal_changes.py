@@ -29,11 +29,10 @@ from plugin.models import Goal, GoalStatus, GoalUpdate, Participant
 from plugin.programs.errors import FormInvalid, NotAllowed, StateConflict
 from plugin.programs.goals import (
     NOTE_MAX,
-    goal_viewers,
+    notify_goal_viewers,
     read_target_date,
     read_title_and_measure,
 )
-from plugin.programs.notifications import notify
 
 __all__ = [
     "CHANGE_LABELS",
@@ -70,21 +69,6 @@ def _require_open_and_owner(goal: Goal, actor: Participant, verb: str) -> None:
             f"this goal is {goal.status.value} and can no longer be changed; "
             "write a new one to keep going"
         )
-
-
-def _tell_partners(
-    session: Session, goal: Goal, actor: Participant, *, kind: str, text: str
-) -> None:
-    for viewer_id in sorted(goal_viewers(goal) - {actor.id}):
-        viewer = session.get(Participant, viewer_id)
-        if viewer is not None:
-            notify(
-                session,
-                viewer,
-                kind=kind,
-                text=text,
-                link=f"/programs/{goal.program_id}/goals/{goal.id}",
-            )
 
 
 def _replan(session: Session, goal: Goal) -> None:
@@ -141,7 +125,7 @@ def edit_goal(
     )
     session.add(update)
     again = "; it waits to be agreed again" if note else ""
-    _tell_partners(
+    notify_goal_viewers(
         session,
         goal,
         actor,
@@ -169,7 +153,7 @@ def drop_goal(session: Session, goal: Goal, *, actor: Participant, note: str) ->
         note=note,
     )
     session.add(update)
-    _tell_partners(
+    notify_goal_viewers(
         session,
         goal,
         actor,

@@ -38,6 +38,7 @@ __all__ = [
     "goal_agreers",
     "goal_viewers",
     "goals_visible_to",
+    "notify_goal_viewers",
     "read_target_date",
     "read_title_and_measure",
     "shareable_scopes",
@@ -272,19 +273,32 @@ def add_checkin(
         note=note,
     )
     session.add(update)
-    for viewer_id in goal_viewers(goal) - {actor.id}:
+    notify_goal_viewers(
+        session,
+        goal,
+        actor,
+        kind="goal.checkin",
+        text=f"{actor.display_name} checked in on “{goal.title}”: {value}%",
+    )
+    session.flush()
+    queue_participation_score(session, actor.id)  # check-ins count towards participation
+    return update
+
+
+def notify_goal_viewers(
+    session: Session, goal: Goal, actor: Participant, *, kind: str, text: str
+) -> None:
+    """Tell everyone the goal is shared with, but ``actor``, with a link to the goal."""
+    for viewer_id in sorted(goal_viewers(goal) - {actor.id}):
         viewer = session.get(Participant, viewer_id)
         if viewer is not None:
             notify(
                 session,
                 viewer,
-                kind="goal.checkin",
-                text=f"{actor.display_name} checked in on “{goal.title}”: {value}%",
+                kind=kind,
+                text=text,
                 link=f"/programs/{goal.program_id}/goals/{goal.id}",
             )
-    session.flush()
-    queue_participation_score(session, actor.id)  # check-ins count towards participation
-    return update
 
 
 def carry_over_goals(session: Session, relationship: Relationship, *, actor_id: int | None) -> int:
