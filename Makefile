@@ -27,6 +27,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/preceptor up
 
+# One pytest-xdist worker per core (at most 8): each has its own scratch database and
+# Redis database. `make test PYTEST_ARGS=tests/test_jobs.py` runs one file in-process.
+PYTEST_ARGS ?= -n auto --maxprocesses=8
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

