@@ -12,6 +12,7 @@ import numpy.typing as npt
 from plugin.matching.explain import contributions, pair_reasons
 from plugin.matching.features import ProgramFeatures, build_features
 from plugin.matching.flow import FlowNetwork
+from plugin.matching.parallel import in_order, thread_count
 from plugin.matching.profiles import (
     Exclusion,
     LockedPair,
@@ -212,19 +213,28 @@ def generate_candidates(round_: Round, progress: ProgressCallback = _no_progress
     mentors: list[I64] = []
     scores: list[I64] = []
     bound = np.full(round_.network.n_requests, -1, dtype=np.int64)
+    blocks: list[tuple[int, I64]] = []
     for t in range(len(round_.features.tracks)):
         reqs = np.flatnonzero(round_.request_track == t)
         if not len(reqs) or not (round_.mentor_track_of[t] >= 0).any():
             continue
-        for start in range(0, len(reqs), rows_per_block):
-            chunk = reqs[start : start + rows_per_block]
-            r, j, s, b = round_.scorer.candidates(t, round_.request_mentee[chunk], k)
-            requests.append(chunk[r])
-            mentors.append(j)
-            scores.append(s)
-            bound[chunk] = b
-            done += len(chunk)
-            progress(Stage.CANDIDATES, min(1.0, done / total))
+        blocks.extend(
+            (t, reqs[start : start + rows_per_block])
+            for start in range(0, len(reqs), rows_per_block)
+        )
+
+    def score(block: tuple[int, I64]) -> tuple[I64, I64, I64, I64]:
+        t, chunk = block
+        return round_.scorer.candidates(t, round_.request_mentee[chunk], k)
+
+    threads = thread_count(round_.options.threads)
+    for (_, chunk), (r, j, s, b) in zip(blocks, in_order(score, blocks, threads), strict=True):
+        requests.append(chunk[r])
+        mentors.append(j)
+        scores.append(s)
+        bound[chunk] = b
+        done += len(chunk)
+        progress(Stage.CANDIDATES, min(1.0, done / total))
     empty = np.empty(0, dtype=np.int64)
     return CandidatePool(
         request=np.concatenate(requests) if requests else empty,
@@ -247,6 +257,7 @@ def assign(round_: Round, pool: CandidatePool) -> Assignment:
         block_rows=round_.options.block_rows,
         deepen=round_.options.candidates_per_track,
         milp_time_limit=round_.options.milp_time_limit,
+        threads=thread_count(round_.options.threads),
     )
 
 

@@ -81,20 +81,32 @@ def lp_bound(solver: Solver, root: Node, time_limit: float) -> LpBound | None:
         bound = _bound(solver, rc, dual_value)
         # With no pool pair pricing out, the LP is optimal over the pool: only pricing
         # can still raise the bound, so this is the moment to price, even if fractional.
+        # "Stalled" says the same when rounding the duals leaves a few pool pairs at a
+        # reduced cost of -1 or so: the LP has nothing left to take from the pool. (Waiting
+        # for an exact tie there once spent every round re-solving the same LP, priced
+        # only at the last one, and left a bound 10^10 off: minutes in the window MILP.)
         complete = bound == dual_value
-        if complete or (best is not None and best[0] <= bound) or round_ == LP_ROUNDS - 1:
+        stalled = not (rc[~in_model] < LP_WINDOW).any()
+        if (
+            complete
+            or stalled
+            or (best is not None and best[0] <= bound)
+            or round_ == LP_ROUNDS - 1
+        ):
             # Every pruned pair with a negative reduced cost joins the pool (penalties are
             # ignored there: that only adds pairs), so the bound then covers all pairs.
             # Earlier rounds only grow the LP from the pool: pricing re-scores rows, and
             # a wider pricing window re-scored far more rows than the extra warm LP
             # rounds it saved cost (50k x 10k).
-            solver._price(potential, empty, 0)
+            improving = solver._price(potential, empty, 0)
             rc = reduced_cost(solver, potential, penalty)  # the pool may have grown
             bound = _bound(solver, rc, dual_value)
             if found is None or bound > found.bound:
                 found = LpBound(bound, potential, penalty, None, 0, 0)
             if (best is not None and best[0] <= bound) or bound == dual_value:
                 break  # proven, or the LP is optimal over every pair: more rounds won't help
+            if stalled and not improving:
+                break  # nothing can join the LP: more rounds would solve the same LP again
         grown = np.zeros(len(pool.request), dtype=bool)
         grown[: len(in_lp)] = in_lp
         in_lp = grown | (rc < LP_WINDOW)

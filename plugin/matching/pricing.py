@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from plugin.matching.flow import FlowNetwork, FlowSolution, solve_flow
-from plugin.matching.scoring import SCALE, Scorer
+from plugin.matching.parallel import in_order
+from plugin.matching.scoring import INADMISSIBLE, SCALE, Scorer
 
 __all__ = ["CandidatePool", "Node", "Solver", "contains_sorted"]
 
@@ -67,6 +68,7 @@ class Solver:
         n_mentors: int,
         block_rows: int,
         deepen: int,
+        threads: int = 1,
     ) -> None:
         self.network = network
         self.pool = pool
@@ -76,6 +78,8 @@ class Solver:
         self.mentor_track_of = mentor_track_of
         self.n_mentors = n_mentors
         self.block_rows = block_rows
+        #: Threads re-scoring blocks at once (see plugin.matching.parallel).
+        self.threads = threads
         self.stats = Stats()
         self.keys = pool.request * n_mentors + pool.mentor
         #: Pairs a re-scored row adds beyond the improving ones.
@@ -151,6 +155,7 @@ class Solver:
         # mentor could improve is re-scored whole.
         level = np.full(net.n_requests, np.iinfo(np.int64).min, dtype=np.int64)
         hot_added = 0
+        by_request = _PoolByRequest(pool, net.n_requests)
         for t, table in self.mentor_track_of.items():
             if t not in self.scorer.cols or not len(self.scorer.cols[t]):
                 continue
@@ -166,66 +171,33 @@ class Solver:
             hot = np.flatnonzero(p > cut)
             rows = np.flatnonzero(on_track & (pool.bound >= 0) & (slack >= cut) & (slack < p.max()))
             if len(hot) and len(rows):
-                hot_added += self._price_hot(t, rows, hot, potential, forbidden, gap)
+                hot_added += self._price_hot(t, rows, hot, potential, forbidden, gap, by_request)
         unsettled = np.flatnonzero((pool.bound >= 0) & (slack < level))
         if not len(unsettled):
             return hot_added
         self.stats.rows_rescored += len(unsettled)
-        # Grouped by track, so every block below is a contiguous run of ``unsettled``.
+        # Grouped by track, so every block below is rows of one track.
         unsettled = unsettled[np.argsort(self.request_track[unsettled], kind="stable")]
-        # Position of each pool pair's row in the re-scored set: the pairs already in the
-        # pool are marked by scatter (one pass over the pool), not searched per block cell.
-        row_at = np.full(net.n_requests, -1, dtype=np.int64)
-        row_at[unsettled] = np.arange(len(unsettled))
-        in_rows = np.flatnonzero(row_at[pool.request] >= 0)
-        order = np.argsort(row_at[pool.request[in_rows]], kind="stable")
-        in_rows = in_rows[order]
-        at_row = row_at[pool.request[in_rows]]
-        col_at = np.full(self.n_mentors, -1, dtype=np.int64)
+        blocks = [
+            (int(t), reqs[start : start + self.block_rows])
+            for t in np.unique(self.request_track[unsettled])
+            for reqs in [unsettled[self.request_track[unsettled] == t]]
+            for start in range(0, len(reqs), self.block_rows)
+        ]
+
+        def rescore(block: tuple[int, I64]) -> _Rescored:
+            return self._rescore(block[0], block[1], potential, forbidden, gap, by_request)
+
         new_r: list[I64] = []
         new_j: list[I64] = []
         new_s: list[I64] = []
         improving_total = 0
-        for t in np.unique(self.request_track[unsettled]):
-            reqs = unsettled[self.request_track[unsettled] == t]
-            for start in range(0, len(reqs), self.block_rows):
-                chunk = reqs[start : start + self.block_rows]
-                cols, scores = self.scorer.block(int(t), self.request_mentee[chunk])
-                ints = np.floor(scores.astype(np.float64) * SCALE + 0.5).astype(np.int64)
-                ints[scores < 0] = -1
-                first = row_at[chunk[0]]
-                lo, hi = np.searchsorted(at_row, [first, first + len(chunk)])
-                col_at[cols] = np.arange(len(cols))
-                hit = in_rows[lo:hi]
-                hit_col = col_at[pool.mentor[hit]]
-                ok = hit_col >= 0
-                ints[at_row[lo:hi][ok] - first, hit_col[ok]] = -1  # pruned pairs only from here
-                col_at[cols] = -1
-                mt_nodes = net.mentor_track_node(self.mentor_track_of[int(t)][cols])
-                rhs = (
-                    potential[net.request_node(chunk)][:, None] - potential[mt_nodes][None, :] - gap
-                )
-                take = (ints >= 0) & (ints + net.big > rhs)
-                if len(forbidden):
-                    tr, tc = np.nonzero(take)
-                    keys = chunk[tr] * self.n_mentors + cols[tc]
-                    improving_total += int((~contains_sorted(forbidden, keys)).sum())
-                else:
-                    improving_total += int(np.count_nonzero(take))
-                depth = min(self.deepen, ints.shape[1])
-                if depth < ints.shape[1]:
-                    part = np.argpartition(-ints, depth, axis=1)
-                    rows = np.arange(len(chunk))[:, None]
-                    take[rows, part[:, :depth]] |= ints[rows, part[:, :depth]] >= 0
-                    rest = np.where(take, -1, ints)
-                    pool.bound[chunk] = rest.max(axis=1)
-                else:
-                    take |= ints >= 0
-                    pool.bound[chunk] = -1
-                r, c = np.nonzero(take)
-                new_r.append(chunk[r])
-                new_j.append(cols[c])
-                new_s.append(ints[r, c])
+        for (_, chunk), done in zip(blocks, in_order(rescore, blocks, self.threads), strict=True):
+            pool.bound[chunk] = done.bound
+            new_r.append(chunk[done.row])
+            new_j.append(done.mentor)
+            new_s.append(done.score)
+            improving_total += done.improving
         added = sum(len(x) for x in new_r)
         if added:
             pool.request = np.concatenate([pool.request, *new_r])
@@ -235,28 +207,104 @@ class Solver:
             self.stats.columns_added += added
         return improving_total + hot_added
 
+    def _rescore(
+        self,
+        t: int,
+        chunk: I64,
+        potential: I64,
+        forbidden: I64,
+        gap: int,
+        by_request: _PoolByRequest,
+    ) -> _Rescored:
+        """One block of whole rows re-scored: its improving pairs, its next ``deepen`` best
+        pairs, and each row's new bound. Reads shared state only (runs on any thread).
+
+        Floats choose, integers decide: a pair improves when ``score_int + big > p[r] -
+        p[c] - gap``. A float32 test with a margin wider than its rounding finds a superset
+        in one pass over the block, and the exact integer test runs on that superset only.
+        """
+        net = self.network
+        cols, scores = self.scorer.block(t, self.request_mentee[chunk])
+        col_at = np.full(self.n_mentors, -1, dtype=np.int64)
+        col_at[cols] = np.arange(len(cols))
+        at, mentor = by_request.pairs_of(chunk)
+        col = col_at[mentor]
+        scores[at[col >= 0], col[col >= 0]] = INADMISSIBLE  # in the pool: not pruned
+        p_row = potential[net.request_node(chunk)] - gap - net.big  # int64
+        p_col = potential[net.mentor_track_node(self.mentor_track_of[t][cols])]
+        shift = int(np.median(p_col)) if len(p_col) else 0
+        col_f = ((p_col - shift) / SCALE).astype(np.float32)
+        row_f = ((p_row - shift + 0.5) / SCALE).astype(np.float32)
+        size = 1.0 + 2.0 * float(np.abs(col_f).max(initial=0.0)) + float(np.abs(row_f).max())
+        margin = np.float32(8 * np.finfo(np.float32).eps * size + 4.0 / SCALE)
+        lifted = scores + col_f[None, :]
+        maybe = lifted >= (row_f - margin)[:, None]
+        del lifted
+        r, c = np.nonzero(maybe)
+        del maybe
+        ints = _to_int(scores[r, c])
+        exact = (scores[r, c] >= 0) & (ints > p_row[r] - p_col[c])
+        r, c = r[exact], c[exact]
+        if len(forbidden):
+            improving = int(
+                (~contains_sorted(forbidden, chunk[r] * self.n_mentors + cols[c])).sum()
+            )
+        else:
+            improving = len(r)
+        take = np.zeros(scores.shape, dtype=bool)
+        take[r, c] = True
+        n = scores.shape[1]
+        depth = min(self.deepen, n)
+        if depth < n:
+            # The depth-th best score of each row is where deepening stops (ties join too);
+            # the next one bounds every pair still pruned.
+            kth = np.partition(scores, [n - depth - 1, n - depth], axis=1)
+            stop, below = kth[:, n - depth], kth[:, n - depth - 1]
+            del kth
+            take |= scores >= np.maximum(stop, 0.0)[:, None]
+            bound = np.where(below >= 0, _to_int(below), -1)
+        else:
+            take |= scores >= 0
+            bound = np.full(len(chunk), -1, dtype=np.int64)
+        r, c = np.nonzero(take)
+        return _Rescored(r, cols[c], _to_int(scores[r, c]), bound, improving)
+
     def _price_hot(
-        self, t: int, rows: I64, hot: I64, potential: I64, forbidden: I64, gap: int
+        self,
+        t: int,
+        rows: I64,
+        hot: I64,
+        potential: I64,
+        forbidden: I64,
+        gap: int,
+        by_request: _PoolByRequest,
     ) -> int:
         """Exact pricing of ``rows`` against the track's mentors at positions ``hot``."""
         net, pool = self.network, self.pool
-        in_pool = np.sort(self.keys)
         new_r: list[I64] = []
         new_j: list[I64] = []
         new_s: list[I64] = []
         improving = 0
+        hot_at = np.full(self.n_mentors, -1, dtype=np.int64)
+        hot_at[self.scorer.cols[t][hot]] = np.arange(len(hot))
         for start in range(0, len(rows), self.block_rows):
             chunk = rows[start : start + self.block_rows]
             cols, scores = self.scorer.block(t, self.request_mentee[chunk], hot)
             ints = np.floor(scores.astype(np.float64) * SCALE + 0.5).astype(np.int64)
             ints[scores < 0] = -1
-            keys = chunk[:, None] * self.n_mentors + cols[None, :]
-            ints[contains_sorted(in_pool, keys)] = -1
+            at, mentor = by_request.pairs_of(chunk)
+            col = hot_at[mentor]
+            ints[at[col >= 0], col[col >= 0]] = -1  # in the pool already: not pruned
             mt_nodes = net.mentor_track_node(self.mentor_track_of[t][cols])
             rhs = potential[net.request_node(chunk)][:, None] - potential[mt_nodes][None, :] - gap
             take = (ints >= 0) & (ints + net.big > rhs)
-            improving += int((take & ~contains_sorted(forbidden, keys)).sum())
             r, c = np.nonzero(take)
+            if len(forbidden):
+                improving += int(
+                    (~contains_sorted(forbidden, chunk[r] * self.n_mentors + cols[c])).sum()
+                )
+            else:
+                improving += len(r)
             new_r.append(chunk[r])
             new_j.append(cols[c])
             new_s.append(ints[r, c])
@@ -287,6 +335,41 @@ class Solver:
 
     def requests_of(self, mentee: int) -> I64:
         return np.flatnonzero(self.request_mentee == mentee)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rescored:
+    row: I64  # position in the block
+    mentor: I64
+    score: I64
+    bound: I64  # per row of the block
+    improving: int
+
+
+def _to_int(values: npt.NDArray[np.floating]) -> I64:
+    """Scores as integers, exactly as the candidate stage converts them."""
+    return np.floor(np.asarray(values, dtype=np.float64) * SCALE + 0.5).astype(np.int64)
+
+
+class _PoolByRequest:
+    """The pool's pairs grouped by request, to find a block's pairs without a search per cell.
+
+    Built once per pricing (the pool only grows after the blocks are scored).
+    """
+
+    def __init__(self, pool: CandidatePool, n_requests: int) -> None:
+        order = np.argsort(pool.request, kind="stable")
+        self.mentor = pool.mentor[order]
+        self.starts = np.searchsorted(pool.request[order], np.arange(n_requests + 1))
+
+    def pairs_of(self, requests: I64) -> tuple[I64, I64]:
+        """(position in ``requests``, mentor) of every pool pair of these requests."""
+        lo, hi = self.starts[requests], self.starts[requests + 1]
+        lengths = hi - lo
+        total = int(lengths.sum())
+        at = np.repeat(np.arange(len(requests), dtype=np.int64), lengths)
+        offsets = np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
+        return at, self.mentor[offsets + np.arange(total, dtype=np.int64)]
 
 
 def contains_sorted(sorted_keys: I64, keys: I64) -> npt.NDArray[np.bool_]:

@@ -232,10 +232,15 @@ class MatchOptions:
     milp_time_limit: float = 120.0
     #: Mentees scored per block (bounds memory: block x mentors float32 arrays).
     block_rows: int = 2048
+    #: Threads scoring blocks at once; 0 = the CPUs available, at most 4. Results do not
+    #: depend on it.
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.candidates_per_track < 1 or self.block_rows < 1:
             raise MatchingInputError("candidates_per_track and block_rows must be >= 1")
+        if self.threads < 0:
+            raise MatchingInputError("threads must be >= 0 (0: as many as there are CPUs)")
 
 
 class Stage(StrEnum):

@@ -94,7 +94,6 @@ class Scorer:
             self._text_j[t] = features.text_mentor[cols].T.tocsc()
             self._slots_j[t] = np.ascontiguousarray(features.slots_mentor[cols].T)
             self._lang_j[t] = np.ascontiguousarray(features.language_mentor[cols].T)
-        self._rng = np.random.default_rng(0)
 
     def block(self, t: int, rows: I64, positions: I64 | None = None) -> tuple[I64, F32]:
         """Scores of ``rows`` against the track's open mentors (or those at ``positions``
@@ -159,7 +158,9 @@ class Scorer:
         if n_cols <= k:
             r, c = np.nonzero(scores >= 0)
             return r, cols[c], _to_int(scores[r, c]), np.full(n_rows, -1, dtype=np.int64)
-        sample = self._rng.choice(n_cols, size=min(_SAMPLE, n_cols), replace=False)
+        # Seeded by the block, so results never depend on which thread scores which block.
+        rng = np.random.default_rng([t, int(rows[0]) if len(rows) else 0, len(rows)])
+        sample = rng.choice(n_cols, size=min(_SAMPLE, n_cols), replace=False)
         rank = min(max(1, math.ceil(2 * k * len(sample) / n_cols)), len(sample))
         tau = np.partition(scores[:, sample], len(sample) - rank, axis=1)[:, len(sample) - rank]
         tau = np.maximum(tau, 0.0)

@@ -61,6 +61,7 @@ def solve_round(
     block_rows: int,
     deepen: int,
     milp_time_limit: float,
+    threads: int = 1,
 ) -> Assignment:
     """Certified optimum of the round (see the module docstring)."""
     solver = Solver(
@@ -73,6 +74,7 @@ def solve_round(
         n_mentors,
         block_rows,
         deepen,
+        threads,
     )
     empty = np.empty(0, dtype=np.int64)
     root = solver.relax(empty, price=False)

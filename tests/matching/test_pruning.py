@@ -101,3 +101,97 @@ def test_match_reports_each_stage_in_order_and_candidates_block_by_block() -> No
     candidates = [f for stage, f in heard if stage == "candidates"]
     assert candidates == [0.0, 1 / 3, 2 / 3, 1.0, 1.0]  # one report per block of one mentee
     assert all(0.0 <= f <= 1.0 for _, f in heard)
+
+
+def test_threads_change_nothing_but_speed() -> None:
+    """Blocks scored and re-scored on several threads give the same round as one thread:
+    each block samples its own threshold, whatever thread scores it."""
+    from bench.matching import synthetic_program
+
+    mentees, mentors = synthetic_program(400, 80, seed=5)
+    for objective in Objective:
+        results = [
+            match(
+                mentees,
+                mentors,
+                options=MatchOptions(
+                    objective=objective, candidates_per_track=2, block_rows=32, threads=threads
+                ),
+            )
+            for threads in (1, 3)
+        ]
+        one, three = results
+        assert one.certificate == three.certificate
+        assert one.certificate.rows_rescored > 0  # re-scoring ran, on threads in `three`
+        assert [(p.mentee_id, p.mentor_id, p.track, p.score) for p in one.proposals] == [
+            (p.mentee_id, p.mentor_id, p.track, p.score) for p in three.proposals
+        ]
+
+
+def test_rescoring_finds_exactly_the_improving_pairs_whatever_the_potentials() -> None:
+    """Re-scoring decides in float32 with a margin, then in integers: for potentials of
+    any size (BIG included), the pairs it adds as improving are exactly those whose
+    integer reduced cost is negative, and each row's new bound holds for what stays out."""
+    from bench.matching import synthetic_program
+    from plugin.matching.pricing import Solver, _PoolByRequest, _to_int
+
+    mentees, mentors = synthetic_program(120, 40, seed=11)
+    rng = np.random.default_rng(4)
+    for objective in Objective:
+        round_ = prepare_round(
+            mentees,
+            mentors,
+            options=MatchOptions(
+                objective=objective, candidates_per_track=1, require_availability_overlap=False
+            ),
+        )
+        pool = generate_candidates(round_)
+        net = round_.network
+        solver = Solver(
+            net,
+            pool,
+            round_.scorer,
+            round_.request_mentee,
+            round_.request_track,
+            round_.mentor_track_of,
+            len(mentors),
+            64,
+            3,
+        )
+        by_request = _PoolByRequest(pool, net.n_requests)
+        in_pool = set(zip(pool.request.tolist(), pool.mentor.tolist(), strict=True))
+        t = int(round_.request_track[0])
+        chunk = np.flatnonzero(round_.request_track == t)[:50]
+        cols, scores = round_.scorer.block(t, round_.request_mentee[chunk])
+        for scale in (1, SCALE, 10**6 * SCALE, 0):
+            potential = rng.integers(-scale, scale + 1, net.n_nodes) + net.big
+            if not scale:
+                # On the edge, far from zero: each row's rhs equals one of its own scores.
+                offset = 10**6 * SCALE
+                potential[:] = offset
+                pick = rng.integers(0, len(cols), len(chunk))
+                edge = _to_int(scores[np.arange(len(chunk)), pick])
+                potential[net.request_node(chunk)] = offset + net.big + 7 + edge
+            done = solver._rescore(t, chunk, potential, np.empty(0, np.int64), 7, by_request)
+            ints = _to_int(scores)
+            mt = net.mentor_track_node(round_.mentor_track_of[t][cols])
+            p_row = potential[net.request_node(chunk)]
+            expected = {
+                (int(chunk[r]), int(cols[c]))
+                for r in range(len(chunk))
+                for c in range(len(cols))
+                if scores[r, c] >= 0
+                and (int(chunk[r]), int(cols[c])) not in in_pool
+                and ints[r, c] + net.big > p_row[r] - potential[mt[c]] - 7
+            }
+            added = {(int(chunk[r]), int(j)) for r, j in zip(done.row, done.mentor, strict=True)}
+            assert done.improving == len(expected)
+            assert expected <= added
+            assert not added & in_pool
+            for r in range(len(chunk)):
+                out = [
+                    int(ints[r, c])
+                    for c in range(len(cols))
+                    if scores[r, c] >= 0 and (int(chunk[r]), int(cols[c])) not in in_pool | added
+                ]
+                assert max(out, default=-1) <= done.bound[r]
