@@ -306,13 +306,14 @@ def build_result(round_: Round, assignment: Assignment) -> MatchResult:
     ).astype(np.int64)
     values = round_.scorer.criteria(m_idx, j_idx, t_idx)
     hours = round_.scorer.overlap_hours(m_idx, j_idx)
+    rows_of_values = values.tolist()  # Python floats: rounding them is 3x faster than numpy's
     w = round_.features.w
     proposals = []
     n_chosen = len(assignment.request)
     for row in range(len(m_idx)):
         mentee, mentor = round_.mentees[m_idx[row]], round_.mentors[j_idx[row]]
         track = round_.features.tracks[t_idx[row]]
-        parts = contributions(values[row], w)
+        parts = contributions(rows_of_values[row], w)
         score = (
             assignment.score[row] / SCALE
             if row < n_chosen

@@ -134,17 +134,39 @@ class Scorer:
         self._apply_exclusions(t, rows, cols, scores)
         return cols, scores
 
+    def admissible(self, t: int, rows: I64) -> tuple[I64, npt.NDArray[np.bool_]]:
+        """Which of the track's open mentors ``rows`` may be proposed at all: what ``block``
+        marks INADMISSIBLE, without computing the scores (one product, not three)."""
+        f = self.f
+        cols = self.cols[t]
+        if self.require_overlap:
+            with finite_products():
+                overlap: F32 = f.slots_mentee[rows] @ self._slots_j[t]
+            allowed = overlap > 0
+            allowed |= ~f.has_slots_mentee[rows][:, None]
+            allowed |= ~f.has_slots_mentor[cols][None, :]
+        else:
+            allowed = np.ones((len(rows), len(cols)), dtype=bool)
+        r, c = self._excluded_cells(t, rows, cols)
+        allowed[r, c] = False
+        return cols, allowed
+
     def _apply_exclusions(self, t: int, rows: I64, cols: I64, scores: F32) -> None:
+        r, c = self._excluded_cells(t, rows, cols)
+        scores[r, c] = INADMISSIBLE
+
+    def _excluded_cells(self, t: int, rows: I64, cols: I64) -> tuple[I64, I64]:
+        """(row, column) positions of the block's excluded pairs."""
         ex_m, ex_j = self.exclusions.get(t, (np.empty(0, np.int64), np.empty(0, np.int64)))
         if not len(ex_m):
-            return
+            return ex_m, ex_j
         row_pos = np.full(self.n_mentees, -1, dtype=np.int64)
         row_pos[rows] = np.arange(len(rows))
         col_pos = np.full(int(self.f.track_strength.shape[0]), -1, dtype=np.int64)
         col_pos[cols] = np.arange(len(cols))
         r, c = row_pos[ex_m], col_pos[ex_j]
         keep = (r >= 0) & (c >= 0)
-        scores[r[keep], c[keep]] = INADMISSIBLE
+        return r[keep], c[keep]
 
     def candidates(self, t: int, rows: I64, k: int) -> tuple[I64, I64, I64, I64]:
         """Top pairs of each row: (row position, mentor, score int, bound per row).

@@ -6,7 +6,9 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
+from plugin.matching.parallel import in_order, thread_count
 from plugin.matching.results import UnmatchedReason, UnmatchedRequest
 
 if TYPE_CHECKING:
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from plugin.matching.solve import Assignment
 
 __all__ = ["explain_unmatched"]
+
+I64 = npt.NDArray[np.int64]
 
 
 def explain_unmatched(round_: Round, assignment: Assignment) -> tuple[UnmatchedRequest, ...]:
@@ -53,16 +57,21 @@ def explain_unmatched(round_: Round, assignment: Assignment) -> tuple[UnmatchedR
                 mentee_id = round_.mentees[int(round_.request_mentee[request])].id
                 out.append(_entry(mentee_id, track, reason, offered, 0))
             continue
-        for start in range(0, len(reqs), round_.options.block_rows):
-            chunk = reqs[start : start + round_.options.block_rows]
-            cols, scores = round_.scorer.block(t, round_.request_mentee[chunk])
+        chunks = [
+            reqs[start : start + round_.options.block_rows]
+            for start in range(0, len(reqs), round_.options.block_rows)
+        ]
+
+        def check(chunk: I64, t: int = t) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
+            cols, admissible = round_.scorer.admissible(t, round_.request_mentee[chunk])
             nodes = round_.mentor_track_of[t][cols]
             room = (mt_used[nodes] < net.mentor_track_capacity[nodes]) & (
                 mentor_used[cols] < net.mentor_capacity[cols]
             )
-            admissible = scores >= 0
-            n_ok = admissible.sum(axis=1)
-            free = admissible & room[None, :]
+            return cols, admissible.sum(axis=1), admissible & room[None, :]
+
+        threads = thread_count(round_.options.threads)
+        for chunk, (cols, n_ok, free) in zip(chunks, in_order(check, chunks, threads), strict=True):
             for row, request in enumerate(chunk):
                 m = int(round_.request_mentee[request])
                 mentee_id = round_.mentees[m].id

@@ -137,3 +137,28 @@ def test_rank_mentors_for_a_mentee_best_first_with_reasons() -> None:
     assert [p.mentor_id for p in ranked] == ["f2", "f1"]
     assert ranked[0].score > ranked[1].score
     assert ranked[0].reasons[0].startswith("Shares 2 of the mentee's 2 interests")
+
+
+def test_unmatched_reasons_use_the_same_admissibility_as_the_scores() -> None:
+    """``Scorer.admissible`` (one product, for the unmatched reasons) refuses exactly the
+    pairs ``Scorer.block`` marks inadmissible: no common slot, exclusions, self."""
+    import numpy as np
+
+    from plugin.matching import Exclusion, ExclusionReason
+    from plugin.matching.engine import prepare_round
+    from tests.matching.helpers import random_program
+
+    for seed in range(8):
+        mentees, mentors = random_program(700 + seed, n_mentees=30, n_mentors=12)
+        exclusions = [
+            Exclusion(mentees[i].id, mentors[i % 12].id, ExclusionReason.CONFLICT_OF_INTEREST)
+            for i in range(0, 30, 4)
+        ]
+        round_ = prepare_round(mentees, mentors, exclusions=exclusions)
+        rows = np.arange(len(mentees), dtype=np.int64)
+        for t in round_.scorer.cols:
+            cols, scores = round_.scorer.block(t, rows)
+            same_cols, allowed = round_.scorer.admissible(t, rows)
+            assert (cols == same_cols).all()
+            assert (allowed == (scores >= 0)).all()
+            assert not allowed.all()  # something is refused in every track
