@@ -87,16 +87,21 @@ class ProgramFeatures:
 
 def slot_matrix(windows_per_person: Sequence[Sequence[tuple[int, int]]]) -> F32:
     """0/1 matrix of the whole 30-minute slots each person's windows cover."""
-    out = np.zeros((len(windows_per_person), SLOTS_PER_WEEK), dtype=np.float32)
-    for row, windows in enumerate(windows_per_person):
-        for start, end in windows:
-            first = -(-start // SLOT_MINUTES)  # ceil: only whole slots count
-            last = end // SLOT_MINUTES
-            if last > SLOTS_PER_WEEK:  # wraps past Sunday midnight
-                out[row, : last - SLOTS_PER_WEEK] = 1.0
-                last = SLOTS_PER_WEEK
-            out[row, first:last] = 1.0
-    return out
+    pairs = [(row, w) for row, windows in enumerate(windows_per_person) for w in windows]
+    rows = np.array([row for row, _ in pairs], dtype=np.int64)
+    bounds = np.array([w for _, w in pairs], dtype=np.int64).reshape(len(pairs), 2)
+    first = -(-bounds[:, 0] // SLOT_MINUTES)  # ceil: only whole slots count
+    last = bounds[:, 1] // SLOT_MINUTES
+    wraps = last > SLOTS_PER_WEEK  # past Sunday midnight: the rest from Monday 00:00
+    rows = np.concatenate([rows, rows[wraps]])
+    first = np.concatenate([first, np.zeros(int(wraps.sum()), dtype=np.int64)])
+    last = np.concatenate([np.minimum(last, SLOTS_PER_WEEK), last[wraps] - SLOTS_PER_WEEK])
+    real = first < last
+    # +1 where each window starts, -1 where it ends: a running sum > 0 is covered.
+    edges = np.zeros((len(windows_per_person), SLOTS_PER_WEEK + 1), dtype=np.int32)
+    np.add.at(edges, (rows[real], first[real]), 1)
+    np.add.at(edges, (rows[real], last[real]), -1)
+    return (np.cumsum(edges[:, :SLOTS_PER_WEEK], axis=1) > 0).astype(np.float32)
 
 
 def _coverage(sets: Sequence[frozenset[str]], vocabulary: dict[str, int]) -> F32:
@@ -166,7 +171,7 @@ def build_features(
     strength = np.zeros((len(mentors), len(tracks)), dtype=np.float32)
     for row, mentor in enumerate(mentors):
         for offer in mentor.offers:
-            strength[row, track_index[offer.track]] = float(np.clip(offer.strength, 0.0, 1.0))
+            strength[row, track_index[offer.track]] = min(max(float(offer.strength), 0.0), 1.0)
 
     interests = _vocabulary([m.interests for m in mentees], [j.interests for j in mentors])
     tags = _vocabulary([m.preferences for m in mentees])

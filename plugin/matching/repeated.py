@@ -162,7 +162,9 @@ def solve_milp(solver: Solver, columns: I64, time_limit: float) -> tuple[I64, in
         [np.ones(n_req), net.mentor_track_capacity, net.mentor_capacity, np.ones(n_shared)]
     )
     constraints = [LinearConstraint(matrix, -np.inf, upper)]
-    options = {"time_limit": time_limit, "mip_rel_gap": 0.0}
+    # HiGHS's presolve spent 2 of the 3.8 s of the 50,000 x 10,000 window MILP (45,000
+    # columns) and the solve without it is as exact: 1.7-2.4 s.
+    options = {"time_limit": time_limit, "mip_rel_gap": 0.0, "presolve": False}
     bounds = Bounds(0, 1)
     integral = np.ones(n)
     if net.big:
