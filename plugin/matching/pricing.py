@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from plugin.matching.flow import FlowNetwork, FlowSolution, solve_flow
 from plugin.matching.parallel import in_order
-from plugin.matching.scoring import INADMISSIBLE, SCALE, Scorer
+from plugin.matching.scoring import INADMISSIBLE, SCALE, Scorer, cells
 
 __all__ = ["CandidatePool", "Node", "Solver", "contains_sorted"]
 
@@ -240,7 +240,7 @@ class Solver:
         lifted = scores + col_f[None, :]
         maybe = lifted >= (row_f - margin)[:, None]
         del lifted
-        r, c = np.nonzero(maybe)
+        r, c = cells(maybe)
         del maybe
         ints = _to_int(scores[r, c])
         exact = (scores[r, c] >= 0) & (ints > p_row[r] - p_col[c])
@@ -266,7 +266,7 @@ class Solver:
         else:
             take |= scores >= 0
             bound = np.full(len(chunk), -1, dtype=np.int64)
-        r, c = np.nonzero(take)
+        r, c = cells(take)
         return _Rescored(r, cols[c], _to_int(scores[r, c]), bound, improving)
 
     def _price_hot(
@@ -298,7 +298,7 @@ class Solver:
             mt_nodes = net.mentor_track_node(self.mentor_track_of[t][cols])
             rhs = potential[net.request_node(chunk)][:, None] - potential[mt_nodes][None, :] - gap
             take = (ints >= 0) & (ints + net.big > rhs)
-            r, c = np.nonzero(take)
+            r, c = cells(take)
             if len(forbidden):
                 improving += int(
                     (~contains_sorted(forbidden, chunk[r] * self.n_mentors + cols[c])).sum()
