@@ -196,8 +196,9 @@ class Scorer:
         """Top pairs of each row: (row position, mentor, score int, bound per row).
 
         Rows keep every pair at or above a threshold guessed from a column sample (about
-        2k pairs); rows where the guess keeps too few or too many fall back to an exact
-        partial sort. The bound is a score no pruned pair of the row exceeds.
+        2k pairs); a row where the guess keeps more than 6k keeps its best k of those, a
+        row where it keeps fewer than k has its k-th best score found exactly. The bound is
+        a score no pruned pair of the row exceeds.
         """
         cols, scores = self.block(t, rows)
         n_rows, n_cols = scores.shape
@@ -212,20 +213,35 @@ class Scorer:
         tau = np.maximum(tau, 0.0)
         mask = scores >= tau[:, None]
         counts = np.count_nonzero(mask, axis=1)
-        exact = np.flatnonzero((counts < k) | (counts > 6 * k))
-        mask[exact] = False
-        r, c = cells(mask)
         bound = _to_int(tau) + 1  # pruned pairs are strictly below tau
-        if len(exact):
-            sub = scores[exact]
-            part = np.argpartition(-sub, k, axis=1)
-            top = part[:, :k]
-            er = np.repeat(exact, k)
-            ec = top.ravel()
-            ok = scores[er, ec] >= 0
-            r = np.concatenate([r, er[ok]])
-            c = np.concatenate([c, ec[ok]])
-            bound[exact] = _to_int(sub[np.arange(len(exact)), part[:, k]])
+        under = np.flatnonzero(counts < k)
+        mask[under] = False
+        r, c = cells(mask)
+        over = counts[r] > 6 * k
+        if over.any():
+            # Too many above the guess: the row's best k are among them, so they are
+            # ranked there (a few dozen cells a row), not across every mentor.
+            rest = ~over
+            ro, co = r[over], c[over]
+            so = scores[ro, co]
+            order = np.lexsort((-so, ro))
+            ro, co, so = ro[order], co[order], so[order]
+            first = np.searchsorted(ro, ro)  # where each cell's row starts
+            place = np.arange(len(ro)) - first
+            kept = place < k
+            bound[ro[place == k]] = _to_int(so[place == k])  # the best pair left out
+            r = np.concatenate([r[rest], ro[kept]])
+            c = np.concatenate([c[rest], co[kept]])
+        if len(under):
+            # Too few above the guess: the row's k-th best score is found exactly (values
+            # only); ties with it join, and the next score bounds what stays out.
+            sub = scores[under]
+            kth = np.partition(sub, [n_cols - k - 1, n_cols - k], axis=1)
+            stop, below = kth[:, n_cols - k], kth[:, n_cols - k - 1]
+            ur, uc = cells(sub >= np.maximum(stop, 0.0)[:, None])
+            r = np.concatenate([r, under[ur]])
+            c = np.concatenate([c, uc])
+            bound[under] = np.where(below >= 0, _to_int(below), -1)
         bound[bound < 0] = -1
         return r, cols[c], _to_int(scores[r, c]), bound
 

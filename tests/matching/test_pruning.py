@@ -195,3 +195,37 @@ def test_rescoring_finds_exactly_the_improving_pairs_whatever_the_potentials() -
                     if scores[r, c] >= 0 and (int(chunk[r]), int(cols[c])) not in in_pool | added
                 ]
                 assert max(out, default=-1) <= done.bound[r]
+
+
+def test_candidate_rows_keep_their_best_pairs_and_bound_every_pair_left_out() -> None:
+    """Whichever way a row is cut (the sampled threshold, its best k among too many above
+    it, or its exact k-th score when too few are), it keeps at least its k best admissible
+    pairs, only admissible ones, and its bound is at least every admissible pair dropped."""
+    from bench.matching import synthetic_program
+    from plugin.matching.pricing import _to_int
+
+    mentees, mentors = synthetic_program(300, 1600, seed=9)
+    round_ = prepare_round(mentees, mentors)
+    k = 6
+    sizes = []
+    for t in round_.scorer.cols:
+        rows = np.arange(len(mentees), dtype=np.int64)
+        cols, scores = round_.scorer.block(t, rows)
+        assert len(cols) > 256  # the sampled threshold is a guess, not exact
+        r, j, s, bound = round_.scorer.candidates(t, rows, k)
+        ints = _to_int(scores)
+        col_at = {int(m): i for i, m in enumerate(cols)}
+        assert (s == ints[r, [col_at[int(m)] for m in j]]).all()
+        for row in range(len(rows)):
+            kept = {col_at[int(m)] for m in j[r == row]}
+            admissible = np.flatnonzero(scores[row] >= 0)
+            assert kept <= set(admissible.tolist())
+            best = np.sort(ints[row, admissible])[::-1]
+            assert len(kept) >= min(k, len(best))
+            assert sorted(ints[row, list(kept)].tolist(), reverse=True)[:k] == best[:k].tolist()
+            dropped = [int(ints[row, c]) for c in admissible if c not in kept]
+            assert bound[row] >= max(dropped, default=-1)
+            sizes.append(len(kept))
+    # Rows cut at the sampled threshold keep k+1..6k; the other two ways keep k (but ties).
+    assert any(size == k for size in sizes)
+    assert any(k < size <= 6 * k for size in sizes)
