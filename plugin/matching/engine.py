@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from plugin.matching.profiles import (
     Stage,
     Weights,
 )
-from plugin.matching.results import Certificate, MatchResult, Proposal
+from plugin.matching.results import Certificate, MatchResult, Proposal, UnmatchedRequest
 from plugin.matching.scoring import SCALE, Scorer
 from plugin.matching.solve import Assignment, CandidatePool, solve_round
 from plugin.matching.unmatched import explain_unmatched
@@ -296,7 +297,19 @@ def match(
 
 
 def build_result(round_: Round, assignment: Assignment) -> MatchResult:
-    """Proposals with contributions and reasons, unmatched requests with theirs."""
+    """Proposals with contributions and reasons, unmatched requests with theirs.
+
+    The unmatched requests' reasons start first, on their own thread: their blocks are
+    matrix work that releases the GIL while this thread builds the proposals in Python.
+    """
+    with ThreadPoolExecutor(1) as background:
+        unmatched = background.submit(explain_unmatched, round_, assignment)
+        return _with_proposals(round_, assignment, unmatched)
+
+
+def _with_proposals(
+    round_: Round, assignment: Assignment, unmatched: Future[tuple[UnmatchedRequest, ...]]
+) -> MatchResult:
     m_idx = np.concatenate(
         [round_.request_mentee[assignment.request], [m for m, _, _ in round_.locked]]
     ).astype(np.int64)
@@ -346,7 +359,7 @@ def build_result(round_: Round, assignment: Assignment) -> MatchResult:
     return MatchResult(
         objective=round_.options.objective,
         proposals=tuple(proposals),
-        unmatched=explain_unmatched(round_, assignment),
+        unmatched=unmatched.result(),
         total_score=float(assignment.score.sum()) / SCALE,
         certificate=certificate,
     )
