@@ -52,7 +52,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -173,6 +173,10 @@ class Side:
     make_launches: Callable[[int, int], list[bytes]]
     log: Path
     runs: list[LoadResult]
+    #: The gunicorn master, whose workers' CPU time each run reads (0: not started).
+    pid: int = 0
+    #: CPU milliseconds the workers spent per launch, one figure per measured run.
+    cpu_ms: list[float] = field(default_factory=list)
 
 
 def _free_port() -> int:
@@ -185,7 +189,7 @@ def _free_port() -> int:
 @contextmanager
 def _gunicorn(
     app_spec: str, port: int, env: dict[str, str], workers: int, log: Path
-) -> Iterator[None]:
+) -> Iterator[int]:
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             [
@@ -207,7 +211,7 @@ def _gunicorn(
         )
         try:
             _wait_until_up(port, process, log)
-            yield
+            yield process.pid
         finally:
             process.terminate()
             try:
@@ -259,11 +263,35 @@ def _summary(side: Side) -> dict[str, float]:
         "per_s": statistics.median(run.per_second for run in side.runs),
         "p50_ms": _percentile(latencies, 0.50) * 1000,
         "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "cpu_ms": statistics.median(side.cpu_ms) if side.cpu_ms else 0.0,
     }
 
 
-def _drive(side: Side, count: int, offset: int, options: argparse.Namespace) -> LoadResult:
+def _workers_cpu(master: int) -> float:
+    """CPU seconds (user + system) used so far by a gunicorn master's processes, from /proc.
+
+    Read per run: on a shared machine the CPU a launch costs is a steadier figure than
+    launches per second, which other work on the machine moves run to run.
+    """
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # a process that just ended
+        fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+        if int(entry.name) == master or int(fields[1]) == master:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _drive(
+    side: Side, count: int, offset: int, options: argparse.Namespace, *, measured: bool = True
+) -> LoadResult:
     requests = side.make_launches(count, offset)
+    cpu_before = _workers_cpu(side.pid) if side.pid else 0.0
     result = run_load(
         side.port,
         requests,
@@ -276,6 +304,8 @@ def _drive(side: Side, count: int, offset: int, options: argparse.Namespace) -> 
             f"{side.name}: {len(result.failures)} of {len(requests)} launches failed; "
             f"first:\n{result.failures[0]}\n\nits server log ends:\n{side.log.read_text()[-4000:]}"
         )
+    if measured and side.pid:
+        side.cpu_ms.append((_workers_cpu(side.pid) - cpu_before) * 1000 / result.completed)
     return result
 
 
@@ -384,12 +414,12 @@ def main() -> None:
             **{f"PRECEPTOR_{k.upper()}": str(v) for k, v in settings.items()},
         }
         plain_env = {**_base_env(), "BENCH_PLAIN_CONFIG": json.dumps(plain_config)}
-        stack.enter_context(
+        ours_pid = stack.enter_context(
             _gunicorn(
                 "plugin:create_app()", ours_port, ours_env, options.workers, directory / "ours.log"
             )
         )
-        stack.enter_context(
+        plain_pid = stack.enter_context(
             _gunicorn(
                 "bench._plain_lti:create_app()",
                 plain_port,
@@ -406,6 +436,7 @@ def main() -> None:
                 ours_launches,
                 directory / "ours.log",
                 [],
+                ours_pid,
             ),
             Side(
                 "plain pylti1p3 launch (baseline)",
@@ -414,10 +445,11 @@ def main() -> None:
                 plain_launches,
                 directory / "plain.log",
                 [],
+                plain_pid,
             ),
         ]
         for side in sides:  # warm-up: imports, pools, templates, each user's first launch
-            _drive(side, options.users, 0, options)
+            _drive(side, options.users, 0, options, measured=False)
         for run in range(options.runs):
             for side in sides:
                 side.runs.append(_drive(side, options.launches, run * options.launches, options))
@@ -425,8 +457,16 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     ours, plain = _summary(sides[0]), _summary(sides[1])
     ratio = ours["per_s"] / plain["per_s"]
+    cpu_ratio = plain["cpu_ms"] / ours["cpu_ms"] if ours["cpu_ms"] else 0.0
     table(
-        ["launch", "launches/s (median)", "p50 ms", "p99 ms", "runs (launches/s)"],
+        [
+            "launch",
+            "launches/s (median)",
+            "p50 ms",
+            "p99 ms",
+            "runs (launches/s)",
+            "worker CPU ms/launch",
+        ],
         [
             [
                 side.name,
@@ -434,6 +474,7 @@ def main() -> None:
                 figures["p50_ms"],
                 figures["p99_ms"],
                 ", ".join(f"{run.per_second:.0f}" for run in side.runs),
+                figures["cpu_ms"],
             ]
             for side, figures in zip(sides, (ours, plain), strict=True)
         ],
@@ -442,7 +483,9 @@ def main() -> None:
         f"\nratio: {ratio:.2f}x (target >= {TARGET_RATIO}x), Preceptor p99 {ours['p99_ms']:.1f} ms "
         f"(target < {TARGET_P99_MS:.0f} ms); {options.workers} gunicorn workers each, "
         f"{options.concurrency} connections, {options.launches} launches x {options.runs} runs, "
-        f"{backend}; load average {load_before:.1f} before, {load_after:.1f} after"
+        f"{backend}; load average {load_before:.1f} before, {load_after:.1f} after\n"
+        f"CPU per launch in the tools' workers: plain / Preceptor = {cpu_ratio:.2f} (steadier "
+        "than launches/s on a shared machine; Redis and the load generator not counted)"
     )
     emit(
         {
@@ -459,6 +502,9 @@ def main() -> None:
             "pylti1p3_p50_ms": round(plain["p50_ms"], 2),
             "pylti1p3_p99_ms": round(plain["p99_ms"], 2),
             "ratio": round(ratio, 2),
+            "preceptor_worker_cpu_ms_per_launch": round(ours["cpu_ms"], 3),
+            "pylti1p3_worker_cpu_ms_per_launch": round(plain["cpu_ms"], 3),
+            "cpu_ratio": round(cpu_ratio, 2),
             "load_average_before": round(load_before, 2),
             "load_average_after": round(load_after, 2),
         }

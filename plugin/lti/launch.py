@@ -208,12 +208,15 @@ class PreceptorLaunch(FlaskMessageLaunch):
         return body
 
     def _rule_jwt_format(self) -> None:
+        # Three canonical base64url segments, JSON objects for header and claims (what
+        # pylti1p3's validate_jwt_format checks, and stricter); parsed once: the signature
+        # rule's decode of the same token reuses this parse.
         try:
-            self.validate_jwt_format()  # pylti1p3: three parts, JSON header and body
+            header, body = _JWT.parse(self._input.id_token)
         except Exception:  # noqa: BLE001 - any parse failure is the same refusal
             raise _refuse("id_token_malformed", "the id_token is not a JWT", 400) from None
-        if not isinstance(self._jwt.get("header"), dict) or not isinstance(self._body(), dict):
-            raise _refuse("id_token_malformed", "the id_token is not a JWT", 400)
+        # pylti1p3 types these as its TypedDicts; they are the token's JSON objects.
+        self._jwt = {"header": cast(Any, header), "body": cast(Any, body)}
 
     def _rule_alg_rs256(self) -> None:
         # Refuses "none", HS256 (a public key used as an HMAC secret) and anything else.

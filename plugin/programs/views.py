@@ -6,7 +6,7 @@ and forms include ``{{ lt_field() }}``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -38,6 +38,9 @@ ROLE_LABELS = {
 }
 
 
+_TRACKS: Final = list(Track)
+
+
 @blueprint.app_context_processor
 def _launch_helpers() -> dict[str, Any]:
     def purl(endpoint: str, **values: Any) -> str:
@@ -51,7 +54,7 @@ def _launch_helpers() -> dict[str, Any]:
         token = g.get("launch_token", "")
         return Markup('<input type="hidden" name="lt" value="{}">').format(escape(token))
 
-    return {"purl": purl, "lt_field": lt_field, "tracks": list(Track)}
+    return {"purl": purl, "lt_field": lt_field, "tracks": _TRACKS}
 
 
 @blueprint.get("/courses/<int:course_id>/")

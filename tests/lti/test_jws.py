@@ -69,3 +69,52 @@ def test_a_token_decodes_as_with_pyjwt_and_junk_in_it_is_refused() -> None:
             jwt.decode(forged, key, algorithms=["RS256"])
         with pytest.raises(jwt.DecodeError):
             ours.decode(forged, key, algorithms=["RS256"])
+
+
+def test_parse_before_decode_reads_the_token_once_and_decode_still_verifies_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A launch parses the unverified token to find its key, then decodes it: the second
+    step reuses the split and the JSON, but never the verdict: the signature is checked."""
+    import json
+
+    platform = DevPlatform(issuer="https://lms.example.edu")
+    other = DevPlatform(issuer="https://other.example.edu")
+    key = jwt.PyJWK(platform.jwks()["keys"][0]).key
+    wrong_key = jwt.PyJWK(other.jwks()["keys"][0]).key
+    token = platform.sign({"sub": "user-1", "nonce": "n-1"})
+    ours = SegmentCheckedJWT()
+
+    loads: list[object] = []
+    real_loads = json.loads
+
+    def counting_loads(text: str | bytes, **kw: object) -> object:
+        loads.append(text)
+        return real_loads(text, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(json, "loads", counting_loads)
+    header, claims = ours.parse(token)
+    assert header["alg"] == "RS256"
+    assert claims == {"sub": "user-1", "nonce": "n-1"}
+    parsed = len(loads)
+    decoded = ours.decode(token, key, algorithms=["RS256"])
+    assert decoded == claims
+    assert len(loads) == parsed  # header and claims were not parsed again
+    decoded["sub"] = "changed"  # a copy: the next decode is not affected
+    assert ours.decode(token, key, algorithms=["RS256"])["sub"] == "user-1"
+
+    ours.parse(token)
+    with pytest.raises(jwt.InvalidSignatureError):
+        ours.decode(token, wrong_key, algorithms=["RS256"])
+    # Another token after a parse is read afresh.
+    second = platform.sign({"sub": "user-2"})
+    ours.parse(token)
+    assert ours.decode(second, key, algorithms=["RS256"])["sub"] == "user-2"
+
+
+@pytest.mark.parametrize("claims", [b"[1, 2]", b"42", b"not json"])
+def test_parse_refuses_claims_that_are_not_a_json_object(claims: bytes) -> None:
+    header = jwt.utils.base64url_encode(b'{"alg": "RS256", "kid": "k"}').decode()
+    body = jwt.utils.base64url_encode(claims).decode()
+    with pytest.raises(DecodeError):
+        SegmentCheckedJWT().parse(f"{header}.{body}.c2ln")
