@@ -155,6 +155,8 @@ class Solver:
         # mentor could improve is re-scored whole.
         level = np.full(net.n_requests, np.iinfo(np.int64).min, dtype=np.int64)
         hot_added = 0
+        # Built before the hot rows add their pairs: the rows re-scored whole below are
+        # others (slack < cut there, >= cut for hot rows), so what it lists stays right.
         by_request = _PoolByRequest(pool, net.n_requests)
         for t, table in self.mentor_track_of.items():
             if t not in self.scorer.cols or not len(self.scorer.cols[t]):
