@@ -360,6 +360,16 @@ def smtp_server() -> Iterator[CapturedMail]:
 
 # --- browser ------------------------------------------------------------------------------
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests share one pytest-xdist worker (`make test` runs `--dist loadgroup`):
+    two Chromiums at once on two cores starved a cross-site iframe launch past its 20 s
+    wait once in CI; one browser test at a time beside the rest of the suite did not."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 #: Flags for headless Chromium on a machine with no network beyond loopback.
 CHROMIUM_ARGS = [
     "--no-sandbox",
