@@ -28,9 +28,9 @@ run: $(STAMP)
 	$(BIN)/preceptor up
 
 # One pytest-xdist worker per core (at most 8): each has its own scratch database and
-# Redis database; browser tests run one at a time on one worker (tests/conftest.py).
+# Redis database; browser tests take turns (tests/conftest.py).
 # `make test PYTEST_ARGS=tests/test_jobs.py` runs one file in-process.
-PYTEST_ARGS ?= -n auto --maxprocesses=8 --dist loadgroup
+PYTEST_ARGS ?= -n auto --maxprocesses=8
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
