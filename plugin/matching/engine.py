@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,7 @@ from plugin.matching.profiles import (
     Weights,
 )
 from plugin.matching.results import Certificate, MatchResult, Proposal, UnmatchedRequest
-from plugin.matching.scoring import SCALE, Scorer
+from plugin.matching.scoring import SCALE, Scorer, to_int
 from plugin.matching.solve import Assignment, CandidatePool, solve_round
 from plugin.matching.unmatched import explain_unmatched
 
@@ -299,16 +299,19 @@ def match(
 def build_result(round_: Round, assignment: Assignment) -> MatchResult:
     """Proposals with contributions and reasons, unmatched requests with theirs.
 
-    The unmatched requests' reasons start first, on their own thread: their blocks are
-    matrix work that releases the GIL while this thread builds the proposals in Python.
+    In a round of more than one block, the unmatched requests' reasons start first, on
+    their own thread: their blocks are matrix work that releases the GIL while this thread
+    builds the proposals in Python.
     """
+    if round_.network.n_requests <= round_.options.block_rows:
+        return _with_proposals(round_, assignment, lambda: explain_unmatched(round_, assignment))
     with ThreadPoolExecutor(1) as background:
         unmatched = background.submit(explain_unmatched, round_, assignment)
-        return _with_proposals(round_, assignment, unmatched)
+        return _with_proposals(round_, assignment, unmatched.result)
 
 
 def _with_proposals(
-    round_: Round, assignment: Assignment, unmatched: Future[tuple[UnmatchedRequest, ...]]
+    round_: Round, assignment: Assignment, unmatched: Callable[[], tuple[UnmatchedRequest, ...]]
 ) -> MatchResult:
     m_idx = np.concatenate(
         [round_.request_mentee[assignment.request], [m for m, _, _ in round_.locked]]
@@ -359,7 +362,7 @@ def _with_proposals(
     return MatchResult(
         objective=round_.options.objective,
         proposals=tuple(proposals),
-        unmatched=unmatched.result(),
+        unmatched=unmatched(),
         total_score=float(assignment.score.sum()) / SCALE,
         certificate=certificate,
     )
@@ -396,7 +399,7 @@ def rank_mentors(
     t = round_.features.tracks.index(track)
     cols, scores = round_.scorer.block(t, np.zeros(1, dtype=np.int64))
     order = [int(c) for c in np.argsort(-scores[0], kind="stable") if scores[0][c] >= 0][:limit]
-    ints = np.floor(scores[0][order].astype(np.float64) * SCALE + 0.5).astype(np.int64)
+    ints = to_int(scores[0][order])
     assignment = Assignment(
         request=np.zeros(len(order), dtype=np.int64),
         mentor=cols[order],

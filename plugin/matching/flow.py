@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from ortools.graph.python import min_cost_flow
 
-__all__ = ["FlowNetwork", "FlowSolution", "MatchingSolverError", "solve_flow"]
+__all__ = ["FlowNetwork", "FlowSolution", "MatchingSolverError", "ranges", "solve_flow"]
 
 I64 = npt.NDArray[np.int64]
 
@@ -144,8 +144,7 @@ def _potentials(n: int, tails: I64, heads: I64, caps: I64, costs: I64, flows: I6
         lengths = starts[active + 1] - starts[active]
         if not lengths.sum():
             return distance
-        offsets = np.repeat(starts[active] - np.cumsum(lengths) + lengths, lengths)
-        arcs = offsets + np.arange(int(lengths.sum()))
+        arcs = ranges(starts[active], lengths)
         candidate = distance[t[arcs]] + c[arcs]
         target = h[arcs]
         better = candidate < distance[target]
@@ -156,3 +155,10 @@ def _potentials(n: int, tails: I64, heads: I64, caps: I64, costs: I64, flows: I6
         np.minimum.at(distance, target, candidate)
         active = np.flatnonzero(distance < before)
     raise MatchingSolverError("residual graph has a negative cycle: the flow is not optimal")
+
+
+def ranges(starts: I64, lengths: I64) -> I64:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``, vectorised."""
+    total = int(lengths.sum())
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return np.asarray(offsets + np.arange(total, dtype=np.int64), dtype=np.int64)

@@ -10,7 +10,7 @@ whole block instead of only during products. The BLAS limit is process-wide
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -36,13 +36,13 @@ def thread_count(requested: int) -> int:
     return max(1, min(available, MAX_THREADS))
 
 
-def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+def in_order(work: Callable[[T], R], items: Sequence[T], threads: int) -> Iterator[R]:
     """``work(item)`` for each item, results in the items' order.
 
-    With one thread this is a plain loop (BLAS keeps its own threads). Work must not
-    share mutable state between items.
+    With one thread or one item this is a plain loop (BLAS keeps its own threads). Work
+    must not share mutable state between items.
     """
-    if threads <= 1:
+    if threads <= 1 or len(items) <= 1:
         yield from map(work, items)
         return
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:

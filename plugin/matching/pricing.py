@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from plugin.matching.flow import FlowNetwork, FlowSolution, solve_flow
+from plugin.matching.flow import FlowNetwork, FlowSolution, ranges, solve_flow
 from plugin.matching.parallel import in_order
-from plugin.matching.scoring import INADMISSIBLE, SCALE, Scorer, cells
+from plugin.matching.scoring import INADMISSIBLE, SCALE, Scorer, cells, to_int
 
 __all__ = ["CandidatePool", "Node", "Solver", "contains_sorted"]
 
@@ -244,7 +244,7 @@ class Solver:
         del lifted
         r, c = cells(maybe)
         del maybe
-        ints = _to_int(scores[r, c])
+        ints = to_int(scores[r, c])
         exact = (scores[r, c] >= 0) & (ints > p_row[r] - p_col[c])
         r, c = r[exact], c[exact]
         if len(forbidden):
@@ -264,12 +264,12 @@ class Solver:
             stop, below = kth[:, n - depth], kth[:, n - depth - 1]
             del kth
             take |= scores >= np.maximum(stop, 0.0)[:, None]
-            bound = np.where(below >= 0, _to_int(below), -1)
+            bound = np.where(below >= 0, to_int(below), -1)
         else:
             take |= scores >= 0
             bound = np.full(len(chunk), -1, dtype=np.int64)
         r, c = cells(take)
-        return _Rescored(r, cols[c], _to_int(scores[r, c]), bound, improving)
+        return _Rescored(r, cols[c], to_int(scores[r, c]), bound, improving)
 
     def _price_hot(
         self,
@@ -292,7 +292,7 @@ class Solver:
         for start in range(0, len(rows), self.block_rows):
             chunk = rows[start : start + self.block_rows]
             cols, scores = self.scorer.block(t, self.request_mentee[chunk], hot)
-            ints = np.floor(scores.astype(np.float64) * SCALE + 0.5).astype(np.int64)
+            ints = to_int(scores)
             ints[scores < 0] = -1
             at, mentor = by_request.pairs_of(chunk)
             col = hot_at[mentor]
@@ -348,11 +348,6 @@ class _Rescored:
     improving: int
 
 
-def _to_int(values: npt.NDArray[np.floating]) -> I64:
-    """Scores as integers, exactly as the candidate stage converts them."""
-    return np.floor(np.asarray(values, dtype=np.float64) * SCALE + 0.5).astype(np.int64)
-
-
 class _PoolByRequest:
     """The pool's pairs grouped by request, to find a block's pairs without a search per cell.
 
@@ -366,12 +361,10 @@ class _PoolByRequest:
 
     def pairs_of(self, requests: I64) -> tuple[I64, I64]:
         """(position in ``requests``, mentor) of every pool pair of these requests."""
-        lo, hi = self.starts[requests], self.starts[requests + 1]
-        lengths = hi - lo
-        total = int(lengths.sum())
+        lo = self.starts[requests]
+        lengths = self.starts[requests + 1] - lo
         at = np.repeat(np.arange(len(requests), dtype=np.int64), lengths)
-        offsets = np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
-        return at, self.mentor[offsets + np.arange(total, dtype=np.int64)]
+        return at, self.mentor[ranges(lo, lengths)]
 
 
 def contains_sorted(sorted_keys: I64, keys: I64) -> npt.NDArray[np.bool_]:

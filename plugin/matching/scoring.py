@@ -19,7 +19,7 @@ from scipy import sparse
 from plugin.matching.features import ProgramFeatures, finite_products
 from plugin.matching.profiles import CRITERIA
 
-__all__ = ["INADMISSIBLE", "SCALE", "Candidates", "Scorer", "cells"]
+__all__ = ["INADMISSIBLE", "SCALE", "Candidates", "Scorer", "cells", "to_int"]
 
 #: Scores are compared as integers in units of 1e-6: ties and optimality are exact.
 SCALE = 1_000_000
@@ -141,12 +141,7 @@ class Scorer:
                 np.minimum(shared, 1.0, out=shared)
                 shared *= np.float32(w["language"])
                 scores += shared
-        refused = None
-        if self.require_overlap:
-            refused = overlap == 0
-            if not self._has_slots_everywhere:
-                refused &= f.has_slots_mentee[rows][:, None]
-                refused &= f.has_slots_mentor[cols][None, :]
+        refused = self._no_common_slot(overlap, rows, cols) if self.require_overlap else None
         # weight * min(overlap / target, 1), in place: min(overlap * weight / target, weight)
         weight = np.float32(w["availability"])
         overlap *= np.float32(w["availability"] / f.target_slots)
@@ -166,14 +161,21 @@ class Scorer:
         if self.require_overlap:
             with finite_products():
                 overlap: F32 = f.slots_mentee[rows] @ self._slots_j[t]
-            allowed = overlap > 0
-            allowed |= ~f.has_slots_mentee[rows][:, None]
-            allowed |= ~f.has_slots_mentor[cols][None, :]
+            allowed = ~self._no_common_slot(overlap, rows, cols)
         else:
             allowed = np.ones((len(rows), len(cols)), dtype=bool)
         r, c = self._excluded_cells(t, rows, cols)
         allowed[r, c] = False
         return cols, allowed
+
+    def _no_common_slot(self, overlap: F32, rows: I64, cols: I64) -> npt.NDArray[np.bool_]:
+        """Pairs refused for want of a common slot: both sides declared availability and
+        none of it is shared (``overlap`` is the slot product of ``rows`` and ``cols``)."""
+        refused: npt.NDArray[np.bool_] = np.equal(overlap, 0)
+        if not self._has_slots_everywhere:
+            refused &= self.f.has_slots_mentee[rows][:, None]
+            refused &= self.f.has_slots_mentor[cols][None, :]
+        return refused
 
     def _apply_exclusions(self, t: int, rows: I64, cols: I64, scores: F32) -> None:
         r, c = self._excluded_cells(t, rows, cols)
@@ -204,7 +206,7 @@ class Scorer:
         n_rows, n_cols = scores.shape
         if n_cols <= k:
             r, c = cells(scores >= 0)
-            return r, cols[c], _to_int(scores[r, c]), np.full(n_rows, -1, dtype=np.int64)
+            return r, cols[c], to_int(scores[r, c]), np.full(n_rows, -1, dtype=np.int64)
         # Seeded by the block, so results never depend on which thread scores which block.
         rng = np.random.default_rng([t, int(rows[0]) if len(rows) else 0, len(rows)])
         sample = rng.choice(n_cols, size=min(_SAMPLE, n_cols), replace=False)
@@ -213,7 +215,7 @@ class Scorer:
         tau = np.maximum(tau, 0.0)
         mask = scores >= tau[:, None]
         counts = np.count_nonzero(mask, axis=1)
-        bound = _to_int(tau) + 1  # pruned pairs are strictly below tau
+        bound = to_int(tau) + 1  # pruned pairs are strictly below tau
         under = np.flatnonzero(counts < k)
         mask[under] = False
         r, c = cells(mask)
@@ -229,7 +231,7 @@ class Scorer:
             first = np.searchsorted(ro, ro)  # where each cell's row starts
             place = np.arange(len(ro)) - first
             kept = place < k
-            bound[ro[place == k]] = _to_int(so[place == k])  # the best pair left out
+            bound[ro[place == k]] = to_int(so[place == k])  # the best pair left out
             r = np.concatenate([r[rest], ro[kept]])
             c = np.concatenate([c[rest], co[kept]])
         if len(under):
@@ -241,9 +243,9 @@ class Scorer:
             ur, uc = cells(sub >= np.maximum(stop, 0.0)[:, None])
             r = np.concatenate([r, under[ur]])
             c = np.concatenate([c, uc])
-            bound[under] = np.where(below >= 0, _to_int(below), -1)
+            bound[under] = np.where(below >= 0, to_int(below), -1)
         bound[bound < 0] = -1
-        return r, cols[c], _to_int(scores[r, c]), bound
+        return r, cols[c], to_int(scores[r, c]), bound
 
     def criteria(self, mentee: I64, mentor: I64, track: I64) -> F64:
         """Unweighted criterion values (pairs x CRITERIA), each 0..1, for explanations."""
@@ -278,5 +280,6 @@ def cells(mask: npt.NDArray[np.bool_]) -> tuple[I64, I64]:
     return row, col
 
 
-def _to_int(values: npt.NDArray[np.floating]) -> I64:
+def to_int(values: npt.NDArray[np.floating]) -> I64:
+    """Scores (0..1, or INADMISSIBLE) as the integers the assignment compares exactly."""
     return np.floor(np.asarray(values, dtype=np.float64) * SCALE + 0.5).astype(np.int64)

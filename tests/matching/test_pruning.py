@@ -133,7 +133,8 @@ def test_rescoring_finds_exactly_the_improving_pairs_whatever_the_potentials() -
     any size (BIG included), the pairs it adds as improving are exactly those whose
     integer reduced cost is negative, and each row's new bound holds for what stays out."""
     from bench.matching import synthetic_program
-    from plugin.matching.pricing import Solver, _PoolByRequest, _to_int
+    from plugin.matching.pricing import Solver, _PoolByRequest
+    from plugin.matching.scoring import to_int
 
     mentees, mentors = synthetic_program(120, 40, seed=11)
     rng = np.random.default_rng(4)
@@ -170,10 +171,10 @@ def test_rescoring_finds_exactly_the_improving_pairs_whatever_the_potentials() -
                 offset = 10**6 * SCALE
                 potential[:] = offset
                 pick = rng.integers(0, len(cols), len(chunk))
-                edge = _to_int(scores[np.arange(len(chunk)), pick])
+                edge = to_int(scores[np.arange(len(chunk)), pick])
                 potential[net.request_node(chunk)] = offset + net.big + 7 + edge
             done = solver._rescore(t, chunk, potential, np.empty(0, np.int64), 7, by_request)
-            ints = _to_int(scores)
+            ints = to_int(scores)
             mt = net.mentor_track_node(round_.mentor_track_of[t][cols])
             p_row = potential[net.request_node(chunk)]
             expected = {
@@ -202,7 +203,7 @@ def test_candidate_rows_keep_their_best_pairs_and_bound_every_pair_left_out() ->
     it, or its exact k-th score when too few are), it keeps at least its k best admissible
     pairs, only admissible ones, and its bound is at least every admissible pair dropped."""
     from bench.matching import synthetic_program
-    from plugin.matching.pricing import _to_int
+    from plugin.matching.scoring import to_int
 
     mentees, mentors = synthetic_program(300, 1600, seed=9)
     round_ = prepare_round(mentees, mentors)
@@ -213,7 +214,7 @@ def test_candidate_rows_keep_their_best_pairs_and_bound_every_pair_left_out() ->
         cols, scores = round_.scorer.block(t, rows)
         assert len(cols) > 256  # the sampled threshold is a guess, not exact
         r, j, s, bound = round_.scorer.candidates(t, rows, k)
-        ints = _to_int(scores)
+        ints = to_int(scores)
         col_at = {int(m): i for i, m in enumerate(cols)}
         assert (s == ints[r, [col_at[int(m)] for m in j]]).all()
         for row in range(len(rows)):
