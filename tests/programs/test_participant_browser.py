@@ -36,16 +36,23 @@ def _tool_frame(page: Any, live_server: LiveServer) -> Any:
 
 
 def _launch(page: Any, persona: str, expect: str) -> Any:
-    page.get_by_role("link", name=f"Launch as {persona}").click()
     frame = page.frame_locator("iframe[title=Preceptor]")
-    try:
-        frame.get_by_text(expect).first.wait_for(timeout=20_000)
-    except PlaywrightTimeout:
-        # Say where the launch stopped: the test output is all a flaky CI run leaves.
-        print("FRAME URL", [f.url for f in page.frames])
-        print("FRAME TEXT", frame.locator("body").inner_text())
-        raise
-    return frame
+    for attempt in (1, 2):
+        page.get_by_role("link", name=f"Launch as {persona}").click()
+        try:
+            frame.get_by_text(expect).first.wait_for(timeout=20_000)
+            return frame
+        except PlaywrightTimeout:
+            # Say where the launch stopped: the test output is all a flaky CI run leaves.
+            print("FRAME URL", attempt, [f.url for f in page.frames])
+            if attempt == 2:
+                print("FRAME TEXT", frame.locator("body").inner_text(timeout=5_000))
+                raise
+            # Twice in CI (2026-11-25, the faculty launch after "My data") the server
+            # answered every step of the launch within a second but Playwright kept the
+            # cross-site iframe at the platform's auth URL: launching again (a returning
+            # launch, idempotent) must then succeed. See the session note of that day.
+    raise AssertionError("unreachable")
 
 
 def _check_page(page: Any, live_server: LiveServer) -> None:
