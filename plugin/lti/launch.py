@@ -25,10 +25,10 @@ from plugin.lti.deep_linking import DeepLinkingSettings
 from plugin.lti.errors import LaunchRefused
 from plugin.lti.jws import SegmentCheckedJWT
 from plugin.lti.platform_keys import PlatformKeys
+from plugin.lti.registration_cache import DeploymentRecord, PlatformRecord
 from plugin.lti.roles import CourseRole, course_roles
 from plugin.lti.state import LoginState, LoginStateStore
 from plugin.lti.tool_conf import DatabaseToolConf, registration_for
-from plugin.models import Deployment, Platform
 
 __all__ = [
     "CLAIM",
@@ -93,8 +93,9 @@ class ValidatedLaunch:
     """A launch that passed every rule."""
 
     claims: dict[str, Any]
-    platform: Platform
-    deployment: Deployment
+    #: The registration's values (immutable records: a launch never changes them).
+    platform: PlatformRecord
+    deployment: DeploymentRecord
     message_type: str
     roles: frozenset[CourseRole]
     login: LoginState
@@ -151,11 +152,11 @@ class PreceptorLaunch(FlaskMessageLaunch):
         self._states = states
         self._launch_urls = launch_urls
         self._now = now
-        self._platform: Platform | None = None
+        self._platform: PlatformRecord | None = None
         #: The registrations' generation the platform row was read at (see registration_cache).
         self._generation: str | None = None
-        self._deployment: Deployment | None = None
-        self._known_deployment: Deployment | None = None
+        self._deployment: DeploymentRecord | None = None
+        self._known_deployment: DeploymentRecord | None = None
         self._login: LoginState | None = None
         #: The login the state named, once the state rule consumed it (set even when a later
         #: check refuses: the new-window fallback starts that login again).

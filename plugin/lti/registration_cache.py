@@ -16,20 +16,22 @@ is seen within LOCAL_TTL seconds. If Redis is unreachable when a change is commi
 launch fails at its state step anyway (state lives in Redis), and the entry ages out
 within LOCAL_TTL.
 
-Remembered rows are detached copies, never attached to a session: a launch merges them
-into its own session without a query (``Session.merge(load=False)``).
+What is remembered, and what a launch carries on, are immutable records of the rows
+(:class:`PlatformRecord`, :class:`DeploymentRecord`), never ORM instances: nothing a request
+does to its own session can reach another request's copy, and no launch pays for merging
+rows into its session (a launch uses only their ids and the registration's values).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from sqlalchemy import event
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from plugin.logs import get_logger
 from plugin.models import Deployment, Platform
@@ -38,7 +40,9 @@ __all__ = [
     "GENERATION_KEY",
     "LOCAL_MAX",
     "LOCAL_TTL",
+    "DeploymentRecord",
     "FoundRegistration",
+    "PlatformRecord",
     "RegistrationCache",
     "registration_cache",
     "registrations_changed",
@@ -56,24 +60,58 @@ LOCAL_MAX: Final = 512
 EXTENSION_KEY: Final = "preceptor.lti.registration_cache"
 _PENDING: Final = "preceptor.registrations_changed"
 
-_Row = TypeVar("_Row", Platform, Deployment)
+
+@dataclass(frozen=True, slots=True)
+class PlatformRecord:
+    """A platform registration's values as a launch read them (immutable, in no session)."""
+
+    id: int
+    issuer: str
+    client_id: str
+    auth_login_url: str
+    auth_token_url: str
+    key_set_url: str
+    accept_new_deployments: bool
+
+    @classmethod
+    def of(cls, row: Platform) -> PlatformRecord:
+        return cls(
+            id=row.id,
+            issuer=row.issuer,
+            client_id=row.client_id,
+            auth_login_url=row.auth_login_url,
+            auth_token_url=row.auth_token_url,
+            key_set_url=row.key_set_url,
+            accept_new_deployments=row.accept_new_deployments,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """A deployment's values as a launch read them (immutable, in no session)."""
+
+    id: int
+    platform_id: int
+    deployment_id: str
+
+    @classmethod
+    def of(cls, row: Deployment) -> DeploymentRecord:
+        return cls(id=row.id, platform_id=row.platform_id, deployment_id=row.deployment_id)
 
 
 @dataclass(frozen=True)
 class FoundRegistration:
     """A platform and its deployment, as a launch found them."""
 
-    platform: Platform
-    deployment: Deployment | None
+    platform: PlatformRecord
+    deployment: DeploymentRecord | None
     #: The registrations' generation read before the rows were (None: no generation yet).
     generation: str | None
 
 
 @dataclass(frozen=True)
 class _Entry:
-    platform: Platform
-    deployment: Deployment
-    generation: str | None
+    found: FoundRegistration
     until: float
 
 
@@ -88,50 +126,29 @@ class RegistrationCache:
         self._redis = redis
         self._entries: dict[tuple[str, str, str], _Entry] = {}
 
-    def recall(
-        self, session: Session, iss: str, client_id: str, deployment_id: str
-    ) -> FoundRegistration | None:
-        """The remembered registration, merged into ``session`` (no query), or None."""
+    def recall(self, iss: str, client_id: str, deployment_id: str) -> FoundRegistration | None:
+        """The remembered registration, or None."""
         entry = self._entries.get((iss, client_id, deployment_id))
         if entry is None or entry.until <= time.monotonic():
             return None
-        return FoundRegistration(
-            platform=session.merge(entry.platform, load=False),
-            deployment=session.merge(entry.deployment, load=False),
-            generation=entry.generation,
-        )
+        return entry.found
 
     def generation(self) -> str | None:
         """The registrations' generation now (read before reading rows to remember)."""
         return _generation(self._redis.get(GENERATION_KEY))
 
     def remember(self, found: FoundRegistration) -> None:
-        """Keep detached copies of ``found``'s rows, if its deployment is known."""
+        """Keep ``found`` (immutable records), if its deployment is known."""
         if found.deployment is None:
             return
         if len(self._entries) >= LOCAL_MAX:
             self._entries.clear()
-        platform = _detached_copy(found.platform)
-        deployment = _detached_copy(found.deployment)
-        key = (platform.issuer, platform.client_id, deployment.deployment_id)
-        self._entries[key] = _Entry(
-            platform, deployment, found.generation, time.monotonic() + LOCAL_TTL
-        )
+        key = (found.platform.issuer, found.platform.client_id, found.deployment.deployment_id)
+        self._entries[key] = _Entry(found, time.monotonic() + LOCAL_TTL)
 
     def forget(self) -> None:
         """Drop everything remembered (the generation moved)."""
         self._entries.clear()
-
-
-def _detached_copy(row: _Row) -> _Row:
-    # A copy with the row's loaded columns, in no session, marked as loaded and unchanged:
-    # what the request session does to its own instance later (expire on rollback, edits)
-    # cannot reach it, and merge(load=False) accepts it.
-    copy = type(row)()
-    for column in type(row).__table__.columns:
-        setattr(copy, column.key, getattr(row, column.key))
-    make_transient_to_detached(copy)
-    return copy
 
 
 def registration_cache(app: Flask | None = None) -> RegistrationCache:

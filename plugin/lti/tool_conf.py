@@ -14,13 +14,21 @@ from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from plugin.db import begin_write
-from plugin.lti.registration_cache import GENERATION_KEY, FoundRegistration, RegistrationCache
+from plugin.lti.registration_cache import (
+    GENERATION_KEY,
+    DeploymentRecord,
+    FoundRegistration,
+    PlatformRecord,
+    RegistrationCache,
+)
 from plugin.models import Deployment, Platform, ToolKey
 
 __all__ = ["DatabaseToolConf", "registration_for"]
 
 
-def registration_for(platform: Platform, tool_key: ToolKey | None = None) -> Registration:
+def registration_for(
+    platform: Platform | PlatformRecord, tool_key: ToolKey | None = None
+) -> Registration:
     """pylti1p3's Registration for ``platform``; with ``tool_key``, able to call services."""
     registration = (
         Registration()
@@ -86,7 +94,7 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
             if fresh:
                 self._cache.forget()
             else:
-                recalled = self._cache.recall(self._session, iss, client_id, deployment_id)
+                recalled = self._cache.recall(iss, client_id, deployment_id)
                 if recalled is not None:
                     return recalled
         # Read the generation before the rows: a change committed after this read moves it.
@@ -94,7 +102,12 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
         found = self.platform_and_deployment(iss, client_id, deployment_id)
         if found is None:
             return None
-        registration = FoundRegistration(found[0], found[1], generation)
+        platform, deployment = found
+        registration = FoundRegistration(
+            PlatformRecord.of(platform),
+            None if deployment is None else DeploymentRecord.of(deployment),
+            generation,
+        )
         if self._cache is not None:
             self._cache.remember(registration)
         return registration
@@ -148,7 +161,7 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
         found = self.deployment(iss, client_id, deployment_id)
         return None if found is None else LtiDeployment().set_deployment_id(found.deployment_id)
 
-    def add_deployment(self, platform: Platform, deployment_id: str) -> Deployment:
+    def add_deployment(self, platform: PlatformRecord, deployment_id: str) -> DeploymentRecord:
         """Record a new deployment of ``platform`` (safe if two launches race)."""
         from sqlalchemy.exc import IntegrityError
 
@@ -157,11 +170,11 @@ class DatabaseToolConf(ToolConfAbstract[FlaskRequest]):
             with self._session.begin_nested():
                 row = Deployment(platform_id=platform.id, deployment_id=deployment_id)
                 self._session.add(row)
-            return row
+            return DeploymentRecord.of(row)
         except IntegrityError:
             found = self.deployment(platform.issuer, platform.client_id, deployment_id)
             assert found is not None
-            return found
+            return DeploymentRecord.of(found)
 
     def deployment(self, iss: str, client_id: str, deployment_id: str) -> Deployment | None:
         """Our model for a deployment of (iss, client_id), or None."""
