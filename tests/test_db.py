@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -362,25 +363,120 @@ def test_postgres_connections_are_pinged_only_after_sitting_idle(
         admin.dispose()
 
 
-def test_read_one_runs_alone_in_autocommit_on_postgres(fresh_database_url: str) -> None:
+def test_one_row_read_runs_alone_in_autocommit_on_postgres(fresh_database_url: str) -> None:
     from sqlalchemy import func
 
-    from plugin.db import read_one
+    from plugin.db import OneRowRead
 
     database = Database(fresh_database_url, pool_size=1)
     try:
         if database.dialect_name != "postgresql":
-            pytest.skip("SQLite transactions cost no round trip; read_one uses the session's")
+            pytest.skip("SQLite: see test_one_row_read_runs_alone_without_begin_on_sqlite")
         # In a transaction opened by BEGIN, now() (its start) is before the statement's own
         # start; a statement run alone in autocommit is its own transaction.
-        alone = select(func.now() == func.statement_timestamp())
+        alone = select((func.now() == func.statement_timestamp()).label("alone"))
+        read = OneRowRead(lambda: alone)
         with database.session() as session:
-            assert read_one(session, alone, {}) == (True,)
+            assert read.run(session, {}) == {"alone": True}
             assert not session.in_transaction()
+            assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
             # The pooled connection went back to its usual level: transactions again.
             session.execute(select(1))
             assert session.execute(alone).scalar() is False
-            # With a transaction open, read_one reads inside it.
-            assert read_one(session, alone, {}) == (False,)
+            # With a transaction open, the read runs inside it.
+            assert read.run(session, {}) == {"alone": False}
+    finally:
+        database.dispose()
+
+
+def test_one_row_read_runs_alone_without_begin_on_sqlite(fresh_database_url: str) -> None:
+    from sqlalchemy import literal_column
+
+    from plugin.db import OneRowRead
+
+    database = Database(fresh_database_url, pool_size=1)
+    try:
+        if database.dialect_name != "sqlite":
+            pytest.skip("PostgreSQL: see test_one_row_read_runs_alone_in_autocommit_on_postgres")
+        sent: list[str] = []
+        with database.engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.set_trace_callback(sent.append)
+        read = OneRowRead(lambda: select(literal_column("1").label("one")))
+        with database.session() as session:
+            assert read.run(session, {}) == {"one": 1}
+            assert sent == ["SELECT 1 AS one"]  # no BEGIN, no COMMIT around it
+            assert not session.in_transaction()
+            assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            # The connection went back as it came: the next transaction begins as usual.
+            session.execute(select(literal_column("2")))
+            assert sent[1:] == ["BEGIN", "SELECT 2"]
+            # With a transaction open, the read runs inside it.
+            assert read.run(session, {}) == {"one": 1}
+            assert sent[3:] == ["SELECT 1 AS one"]
+            session.commit()
+            assert sent[4:] == ["COMMIT"]
+    finally:
+        database.dispose()
+
+
+def test_one_row_read_gives_what_sqlalchemys_rows_give(fresh_database_url: str) -> None:
+    # JSON, enum, boolean, timestamps, NULLs and a literal inside the statement: the lean
+    # path outside a transaction and SQLAlchemy's result rows inside one must agree.
+    from sqlalchemy import bindparam
+
+    from plugin.db import OneRowRead
+    from plugin.models import MembershipSource
+
+    database = Database(fresh_database_url, pool_size=1)
+    try:
+        upgrade(database.engine)
+        with database.session() as session:
+            platform = make_platform(session)
+            deployment = Deployment(platform=platform, deployment_id="1:abc")
+            course = Course(deployment=deployment, context_id="ctx-1", title=None)
+            user = User(platform=platform, sub="sub-1", name="Ana", email=None)
+            session.add_all([course, user])
+            session.flush()
+            session.add(
+                CourseMembership(
+                    course=course,
+                    user=user,
+                    roles=["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+                    active=False,
+                    source=MembershipSource.ROSTER,
+                )
+            )
+            session.commit()
+
+        def statement() -> Any:
+            return (
+                select(
+                    User.id,
+                    User.name,
+                    User.email,
+                    Course.title,
+                    Course.created_at,
+                    CourseMembership.roles,
+                    CourseMembership.active,
+                    CourseMembership.source,
+                )
+                .join(CourseMembership, CourseMembership.user_id == User.id)
+                .join(Course, Course.id == CourseMembership.course_id)
+                .where(User.sub == bindparam("sub"), Course.context_id != "")
+            )
+
+        read = OneRowRead(statement)
+        with database.session() as session:
+            lean = read.run(session, {"sub": "sub-1"})
+            assert not session.in_transaction()  # it did take the lean path
+            usual = dict(session.execute(statement(), {"sub": "sub-1"}).one()._mapping)
+            assert read.run(session, {"sub": "nobody"}) is None
+        assert lean == usual
+        assert lean is not None
+        assert lean["source"] is MembershipSource.ROSTER
+        assert lean["active"] is False
+        assert lean["created_at"].tzinfo is not None
     finally:
         database.dispose()

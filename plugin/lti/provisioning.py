@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from plugin.db import begin_write, read_one
+from plugin.db import OneRowRead, begin_write
 from plugin.jobs import QueueName, defer
 from plugin.lti.launch import CLAIM, ValidatedLaunch
 from plugin.lti.roles import CourseRole
@@ -145,7 +145,10 @@ def _unchanged_check_query() -> Select[Any]:
     )
 
 
-def _unchanged(row: Any, prefix: str, values: dict[str, Any]) -> bool:
+_UNCHANGED_CHECK: Final = OneRowRead(_unchanged_check_query)
+
+
+def _unchanged(row: dict[str, Any], prefix: str, values: dict[str, Any]) -> bool:
     return all(row[f"{prefix}_{name}"] == value for name, value in values.items())
 
 
@@ -263,24 +266,23 @@ def record_launch_and_link(session: Session, launch: ValidatedLaunch) -> Recorde
 
     course_values = _course_values(context, launch.claims.get(NRPS_CLAIM))
     member_values = _membership_values(launch.claims)
-    known = read_one(session, _unchanged_check_query(), _member_params(launch, context_id))
-    if known is not None:
-        row = known._mapping
-        if (
-            _unchanged(row, "user", person)
-            and _unchanged(row, "course", course_values)
-            and _unchanged(row, "membership", member_values)
-        ):
-            program_id = row["program_id"]
-            identity = LaunchIdentity(
-                user_id=row["user_id"],
-                course_id=row["course_id"],
-                deployment_id=launch.deployment.id,
-                roles=launch.roles,
-                resource_link_id=launch.resource_link_id,
-            )
-            program = None if program_id is None else session.get(Program, program_id)
-            return RecordedLaunch(identity, True, program)
+    row = _UNCHANGED_CHECK.run(session, _member_params(launch, context_id))
+    if (
+        row is not None
+        and _unchanged(row, "user", person)
+        and _unchanged(row, "course", course_values)
+        and _unchanged(row, "membership", member_values)
+    ):
+        program_id = row["program_id"]
+        identity = LaunchIdentity(
+            user_id=row["user_id"],
+            course_id=row["course_id"],
+            deployment_id=launch.deployment.id,
+            roles=launch.roles,
+            resource_link_id=launch.resource_link_id,
+        )
+        program = None if program_id is None else session.get(Program, program_id)
+        return RecordedLaunch(identity, True, program)
     begin_write(session)
     user, course, membership = _returning_member(session, launch, context_id) or _member_rows(
         session, launch, context_id

@@ -18,7 +18,7 @@ from plugin.lti import registration_cache, registrations
 from plugin.lti.registration_cache import GENERATION_KEY
 from plugin.lti.registrations import PlatformInput, add_platform, remove_platform
 from plugin.models import Deployment, Platform
-from tests.lti.conftest import LAUNCH_URL, Browser, KeysetServer
+from tests.lti.conftest import LAUNCH_URL, Browser, KeysetServer, home_path
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -168,3 +168,60 @@ def test_a_platform_registered_again_with_new_keys_is_checked_against_the_new_on
     response = launch()
     assert (response.status_code, _reason(response)) == (401, "kid_unknown")
     assert _launch(agent, renewed).status_code == 200
+
+
+def test_a_returning_launch_on_a_real_database_reads_on_the_db_api_and_still_sees_changes(
+    make_app: Callable[..., Flask],
+    fresh_database_url: str,
+    redis_url: str,
+    keyset_server: KeysetServer,
+) -> None:
+    # The app fixture runs every session inside one test transaction, so launches there read
+    # through the session; on a real database the returning launch's read goes to the
+    # DB-API outside any transaction (plugin.db.OneRowRead). Same verdicts either way.
+    from plugin.migrate import upgrade
+    from plugin.models import User
+
+    real = make_app(database_url=fresh_database_url, redis_url=redis_url)
+    database = get_db(real)
+    upgrade(database.engine)
+    lms = DevPlatform(issuer="https://real.example.edu", client_id="c-1", deployment_id="d-1")
+    keyset_server.keysets["real"] = lms.jwks()
+    with real.app_context(), database.session() as session:
+        add_platform(
+            session,
+            PlatformInput(
+                issuer=lms.issuer,
+                client_id=lms.client_id,
+                auth_login_url=f"{lms.issuer}/api/lti/authorize_redirect",
+                auth_token_url=f"{lms.issuer}/login/oauth2/token",
+                key_set_url=keyset_server.url("real"),
+                deployment_ids=(lms.deployment_id,),
+            ),
+            allow_http_loopback=True,
+        )
+        session.commit()
+    agent = Browser(real.test_client())
+
+    def logged_in(name: str) -> Callable[[], Any]:
+        login = agent.login(lms)  # the login step reads the platform; the launch need not
+        claims = lms.resource_link_claims(nonce=login.nonce, target_link_uri=LAUNCH_URL)
+        token = lms.sign({**claims, "name": name})
+        return lambda: agent.launch(token, login.state)
+
+    first = logged_in("Ana Lima")()
+    assert first.status_code == 200
+    launch = logged_in("Ana Lima")
+    with statements_to(real) as sent:
+        returning = launch()
+    assert returning.status_code == 200
+    assert home_path(returning) == home_path(first)
+    # Nothing went through SQLAlchemy's execution: the one read was the DB-API's.
+    assert sent == []
+    assert logged_in("Ana Lima Souza")().status_code == 200
+    with database.session() as session:
+        assert session.scalars(select(User.name)).all() == ["Ana Lima Souza"]
+    launch = logged_in("Ana Lima Souza")
+    with statements_to(real) as sent:
+        assert launch().status_code == 200
+    assert sent == []
