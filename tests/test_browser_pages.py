@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
 
@@ -61,8 +62,8 @@ def test_error_page_renders_inside_a_narrow_lms_frame(browser: Any, lms_page: An
     page.goto(lms_page("/this/does/not/exist", width=360))
     frame = page.frame_locator("iframe[title=Preceptor]")
     heading = frame.get_by_role("heading", level=1)
-    assert heading.inner_text() == "Page not found"
-    assert frame.get_by_text("open Preceptor again").is_visible()
+    expect(heading).to_have_text("Page not found")
+    expect(frame.get_by_text("open Preceptor again")).to_be_visible()
     # It fits: nothing wider than the 360 px frame, so no sideways scrolling in a phone LMS.
     inner = page.frames[1]
     assert inner.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from plugin.db import get_db
@@ -23,19 +24,21 @@ def test_a_mentee_chooses_in_app_reminders_on_an_accessible_page(
     page = browser.new_page()
     page.goto(live_server.url(f"/programs/{program_id}/?lt={token}"))
     page.get_by_role("link", name="My notifications").click()
-    assert page.get_by_role("heading", name="My notifications").is_visible()
+    expect(page.get_by_role("heading", name="My notifications")).to_be_visible()
     assert accessibility_violations(page) == []
 
     page.get_by_label("Only in Preceptor (a notice on your pages)").check()
     page.get_by_label("Requests for feedback after a meeting").uncheck()
     page.get_by_label("At most this many messages a day").fill("0")
     page.get_by_role("button", name="Save my notification settings").click()
-    assert page.get_by_text("Enter a number from 1 to 20, or leave it empty.").first.is_visible()
+    expect(
+        page.get_by_text("Enter a number from 1 to 20, or leave it empty.").first
+    ).to_be_visible()
     assert accessibility_violations(page) == []
 
     page.get_by_label("At most this many messages a day").fill("2")
     page.get_by_role("button", name="Save my notification settings").click()
-    assert page.get_by_text("Your notification settings are saved.").is_visible()
+    expect(page.get_by_text("Your notification settings are saved.")).to_be_visible()
     assert accessibility_violations(page) == []
     page.close()
 

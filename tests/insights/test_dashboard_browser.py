@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from plugin.db import get_db, utcnow
 from tests.browser_world import CAST, seed_course
@@ -33,12 +34,12 @@ def test_a_coordinator_reads_the_dashboard(browser: Any, live_server: LiveServer
     page.goto(live_server.url(f"/programs/{program_id}/coordinator/?lt={token}"))
     nav = page.get_by_role("navigation", name="Coordinator")
     nav.get_by_role("link", name="Dashboard").click()
-    assert page.get_by_role("heading", level=1).inner_text() == "Program dashboard"
+    expect(page.get_by_role("heading", level=1)).to_have_text("Program dashboard")
     funnel = page.get_by_role("img", name="Enrollment funnel: mentees from the course roster")
-    assert funnel.is_visible()
+    expect(funnel).to_be_visible()
     table = page.get_by_role("table", name="Enrollment funnel")
-    assert table.get_by_role("row", name="Met a mentor at least once").is_visible()
-    assert "1" in table.get_by_role("row", name="Met a mentor at least once").inner_text()
+    expect(table.get_by_role("row", name="Met a mentor at least once")).to_be_visible()
+    expect(table.get_by_role("row", name="Met a mentor at least once")).to_contain_text("1")
     # Nothing wider than the frame: the charts scale down.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 800

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import LiveServer, accessibility_violations
 
@@ -33,7 +34,7 @@ def test_an_instructor_places_a_program_and_a_student_lands_in_it(
     frame.get_by_role("button", name="Create and add").click()
     # The tool's signed answer auto-posts to the LMS, which verifies it and lists the link.
     frame.get_by_role("heading", name="Preceptor added to the course").wait_for(timeout=60_000)
-    assert "Research mentoring" in frame.locator("main").inner_text()
+    expect(frame.locator("main")).to_contain_text("Research mentoring")
 
     frame.get_by_role("link", name="Launch it as student").click()
     frame.get_by_role("heading", name="Research mentoring", level=1).wait_for(timeout=60_000)

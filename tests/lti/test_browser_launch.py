@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
 
@@ -42,7 +43,7 @@ def test_launch_completes_through_platform_storage_with_third_party_cookies_bloc
     heading = frame.get_by_role("heading", level=1)
     heading.wait_for(timeout=60_000)
     frame.get_by_text("You are here as: learner.").wait_for(timeout=60_000)
-    assert heading.inner_text() == "Clinical Skills I (demo)"
+    expect(heading).to_have_text("Clinical Skills I (demo)")
     tool_frame = next(f for f in page.frames if f.url.startswith(live_server.url("/courses/")))
     assert tool_frame.url.startswith(f"http://127.0.0.1:{live_server.port}/courses/")
     # The platform's post, then ours with the secret read back from platform storage.

@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import expect
 
 from plugin.db import get_db
 from plugin.models import Meeting
@@ -54,7 +55,7 @@ def test_a_mentee_schedules_a_meeting_with_the_keyboard_friendly_form(
             f"/programs/{program_id}/relationships/{relationship_id}/meetings/new?lt={token}"
         )
     )
-    assert page.get_by_role("heading", name="Schedule a meeting").is_visible()
+    expect(page.get_by_role("heading", name="Schedule a meeting")).to_be_visible()
     assert accessibility_violations(page) == []
 
     # A bad link first: the message appears at the field, and the page stays accessible.
@@ -65,19 +66,21 @@ def test_a_mentee_schedules_a_meeting_with_the_keyboard_friendly_form(
     page.get_by_label("End time").fill("11:30")
     page.get_by_label("Meeting link (for a video call)").fill("http://insecure.example")
     page.get_by_role("button", name="Schedule meeting").click()
-    assert page.get_by_text("Paste a meeting link that starts with https://.").is_visible()
+    expect(page.get_by_text("Paste a meeting link that starts with https://.")).to_be_visible()
     assert accessibility_violations(page) == []
 
     page.get_by_label("Meeting link (for a video call)").fill("https://meet.example.edu/maya")
     page.get_by_label("Agenda").fill("Poster draft")
     page.get_by_role("button", name="Schedule meeting").click()
     page.wait_for_url("**/meetings/*?lt=*")
-    assert page.get_by_role("heading", name="Mentoring: Maya Mentee and Omar Mentor").is_visible()
-    assert page.get_by_text("11:00").first.is_visible()
+    expect(
+        page.get_by_role("heading", name="Mentoring: Maya Mentee and Omar Mentor")
+    ).to_be_visible()
+    expect(page.get_by_text("11:00").first).to_be_visible()
     assert accessibility_violations(page) == []
 
     page.get_by_role("link", name="Back to my meetings").click()
-    assert page.get_by_role("heading", name="My meetings").is_visible()
+    expect(page.get_by_role("heading", name="My meetings")).to_be_visible()
     assert accessibility_violations(page) == []
     page.close()
 
@@ -95,7 +98,7 @@ def test_a_mentor_publishes_a_slot_and_a_mentee_books_it_on_accessible_pages(
     mentee_token, program_id, _, mentor_token = _seed(live_server)
     page = browser.new_page()
     page.goto(live_server.url(f"/programs/{program_id}/slots/?lt={mentor_token}"))
-    assert page.get_by_role("heading", name="My micro-mentoring slots").is_visible()
+    expect(page.get_by_role("heading", name="My micro-mentoring slots")).to_be_visible()
     assert accessibility_violations(page) == []
     page.get_by_label("Day").select_option(label="Thursday")
     page.get_by_label("From").fill("16:00")
@@ -105,15 +108,15 @@ def test_a_mentor_publishes_a_slot_and_a_mentee_books_it_on_accessible_pages(
     page.get_by_label("Topics (comma-separated; empty for any)").fill("Careers, Wellbeing")
     page.get_by_label("Meeting link (for a video call)").fill("https://meet.example.edu/omar")
     page.get_by_role("button", name="Publish slot").click()
-    assert page.get_by_text("Thursdays 16:00").is_visible()
+    expect(page.get_by_text("Thursdays 16:00")).to_be_visible()
     assert accessibility_violations(page) == []
 
     page.goto(live_server.url(f"/programs/{program_id}/book?lt={mentee_token}"))
-    assert page.get_by_role("heading", name="Omar Mentor · 15 minutes").is_visible()
+    expect(page.get_by_role("heading", name="Omar Mentor · 15 minutes")).to_be_visible()
     assert accessibility_violations(page) == []
     page.get_by_label("Topic").select_option("Wellbeing")
     page.get_by_role("button", name="Book with Omar Mentor").click()
     page.wait_for_url("**/meetings/*?lt=*")
-    assert page.get_by_role("heading", name="Micro-mentoring: Wellbeing").is_visible()
+    expect(page.get_by_role("heading", name="Micro-mentoring: Wellbeing")).to_be_visible()
     assert accessibility_violations(page) == []
     page.close()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy.orm import Session
 
 from plugin.db import get_db
@@ -102,8 +103,8 @@ def test_a_coordinator_pairs_a_mentee_with_a_mentor(browser: Any, live_server: L
     page = browser.new_page()
     page.goto(live_server.url(f"/programs/{seeded.program_id}/?lt={seeded.token}"))
     page.get_by_role("link", name="open the coordinator workspace").click()
-    assert page.get_by_role("heading", level=1).inner_text() == "People"
-    assert page.get_by_role("row", name="Nora Notyet").get_by_text("Not enrolled").is_visible()
+    expect(page.get_by_role("heading", level=1)).to_have_text("People")
+    expect(page.get_by_role("row", name="Nora Notyet").get_by_text("Not enrolled")).to_be_visible()
     assert accessibility_violations(page) == []
 
     page.get_by_role("link", name="Pair Mia Mentee with a mentor").click()
@@ -113,9 +114,9 @@ def test_a_coordinator_pairs_a_mentee_with_a_mentor(browser: Any, live_server: L
     page.get_by_role("button", name="Pair them").click()
 
     page.get_by_role("status").wait_for()
-    assert "The mentee is paired" in page.get_by_role("status").inner_text()
+    expect(page.get_by_role("status")).to_contain_text("The mentee is paired")
     row = page.get_by_role("row", name="Select Mia Mentee and Max Mentor")
-    assert row.get_by_text("Active").is_visible()
+    expect(row.get_by_text("Active")).to_be_visible()
     assert accessibility_violations(page) == []  # the relationships list
 
     page.get_by_role("link", name="History of Mia Mentee and Max Mentor").click()

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from plugin.db import get_db, utcnow
 from plugin.models import Goal, GoalStatus, GoalUpdate
@@ -65,15 +66,16 @@ def test_a_mentee_changes_an_agreed_goal_then_drops_it(
     page.get_by_label("How will you know you got there?").fill("Abstract accepted")
     page.get_by_role("button", name="Save changes").click()
     page.get_by_text("Mia Mentee changed the goal").wait_for()
-    assert page.get_by_text("Measure from Abstract submitted to Abstract accepted").count() == 1
-    assert page.get_by_text("waits to be agreed again").count() == 1
+    measure = page.get_by_text("Measure from Abstract submitted to Abstract accepted")
+    expect(measure).to_have_count(1)
+    expect(page.get_by_text("waits to be agreed again")).to_have_count(1)
 
     page.get_by_text("Drop this goal", exact=True).first.click()
     page.get_by_label("Why are you dropping it? (optional)").fill("Conference cancelled")
     page.get_by_role("button", name="Drop this goal").click()
     page.get_by_text("This goal was dropped.").wait_for()
-    assert page.get_by_role("button", name="Save changes").count() == 0
-    assert page.get_by_role("button", name="Add check-in").count() == 0
+    expect(page.get_by_role("button", name="Save changes")).to_have_count(0)
+    expect(page.get_by_role("button", name="Add check-in")).to_have_count(0)
     assert accessibility_violations(page) == []
     page.close()
 

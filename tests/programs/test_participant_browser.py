@@ -114,7 +114,7 @@ def test_a_mentor_and_a_mentee_enroll_pair_up_and_share_a_goal_in_a_real_launch(
     frame.get_by_role("button", name="Accept Sam Student").click()
     frame.get_by_role("link", name="Sam Student", exact=True).first.click()
     frame.get_by_role("heading", name="Sam Student").wait_for()
-    assert frame.get_by_text("A first abstract.").is_visible()  # the shared profile
+    expect(frame.get_by_text("A first abstract.")).to_be_visible()  # the shared profile
     _check_page(lms, live_server)
 
     # The student writes a goal with the mentor; the mentor agrees; both see it.

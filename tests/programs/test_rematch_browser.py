@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from plugin.db import get_db
 from plugin.models import (
@@ -63,9 +64,9 @@ def test_a_mentee_asks_a_new_mentor_and_brings_a_goal(
     page.get_by_role("link", name="Find a new Research mentor").click()
     page.get_by_role("heading", name="Find a new Research mentor").wait_for()
     assert accessibility_violations(page) == []
-    assert page.get_by_label("Max Mentor").count() == 0  # it did not work out with Max
+    expect(page.get_by_label("Max Mentor")).to_have_count(0)  # it did not work out with Max
     page.get_by_label("Nora Mentor").check()
-    assert page.get_by_label("Submit an abstract").is_checked()  # goals come along by default
+    expect(page.get_by_label("Submit an abstract")).to_be_checked()  # goals come along by default
     page.get_by_label("A message to the new mentor (optional)").fill("Hello Nora")
     page.get_by_role("button", name="Ask the chosen mentor").click()
     page.get_by_text("Your request to Nora Mentor is waiting for an answer.").wait_for()
