@@ -387,6 +387,15 @@ def _one_browser_test_at_a_time(
 
 
 #: Flags for headless Chromium on a machine with no network beyond loopback.
+#:
+#: ``--disable-site-isolation-trials`` keeps a cross-site iframe in its page's renderer
+#: process. With site isolation, an LTI launch moves the tool's iframe between processes
+#: three times in a second (tool login -> platform auth -> tool launch), and under CPU load
+#: Playwright's driver (1.64, 1.65) sometimes receives the frame events of those swaps in an
+#: order it asserts against ("Assertion error at FrameManager.frameAttached") and dies,
+#: failing every browser test after it. What the tests check does not depend on processes:
+#: origins, SameSite and third-party cookie blocking, partitioned cookies and postMessage
+#: are per site, and the cookie-blocked launch tests pass the same way with it.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -395,6 +404,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-site-isolation-trials",
 ]
 
 

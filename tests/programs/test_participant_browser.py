@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.conftest import LiveServer, accessibility_violations
@@ -36,23 +35,10 @@ def _tool_frame(page: Any, live_server: LiveServer) -> Any:
 
 
 def _launch(page: Any, persona: str, expect: str) -> Any:
+    page.get_by_role("link", name=f"Launch as {persona}").click()
     frame = page.frame_locator("iframe[title=Preceptor]")
-    for attempt in (1, 2):
-        page.get_by_role("link", name=f"Launch as {persona}").click()
-        try:
-            frame.get_by_text(expect).first.wait_for(timeout=20_000)
-            return frame
-        except PlaywrightTimeout:
-            # Say where the launch stopped: the test output is all a flaky CI run leaves.
-            print("FRAME URL", attempt, [f.url for f in page.frames])
-            if attempt == 2:
-                print("FRAME TEXT", frame.locator("body").inner_text(timeout=5_000))
-                raise
-            # Twice in CI (2026-11-25, the faculty launch after "My data") the server
-            # answered every step of the launch within a second but Playwright kept the
-            # cross-site iframe at the platform's auth URL: launching again (a returning
-            # launch, idempotent) must then succeed. See the session note of that day.
-    raise AssertionError("unreachable")
+    frame.get_by_text(expect).first.wait_for(timeout=20_000)
+    return frame
 
 
 def _check_page(page: Any, live_server: LiveServer) -> None:
